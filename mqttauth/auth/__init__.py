@@ -1,0 +1,1 @@
+"""Authentication and authorization: the interfaces and the built-in plugins."""

@@ -1,0 +1,1 @@
+"""The broker: Twisted protocol and factory, sessions, routing, retained messages and wills."""

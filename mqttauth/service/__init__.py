@@ -1,0 +1,1 @@
+"""The ``twistd mqttauth`` service: options, configuration and listeners."""

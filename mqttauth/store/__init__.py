@@ -1,0 +1,1 @@
+"""Session and retained-message storage behind one interface."""
