@@ -14,7 +14,7 @@ chosen by their ``name``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,18 +162,42 @@ class IAuthorizer(Interface):
         """
 
 
+@dataclass(frozen=True, slots=True)
+class PluginOption:
+    """A setting a plugin takes, offered on the command line, in the
+    environment and in the TOML file.
+
+    ``name`` is the long option (``jwt-jwks-url`` gives ``--jwt-jwks-url``),
+    ``env`` the environment variable (``JWT_JWKS_URL``) and the TOML key is
+    ``name`` itself.  The command line wins over the environment, which wins
+    over the file.  ``coerce`` turns the text (or the TOML value) into the
+    value the plugin gets, raising ``ValueError`` with a message that says
+    what was expected.  ``default`` is used when no source sets the option,
+    and passes through ``coerce`` too unless it is ``None``.
+    """
+
+    name: str
+    env: str
+    help: str
+    default: Any = None
+    coerce: Callable[[Any], Any] = str
+
+
 class IAuthenticatorPlugin(Interface):
     """A factory for an authenticator, found with getPlugins and chosen by name."""
 
     name = Attribute("The name given to --authenticator, such as 'password-file'.")
     description = Attribute("One line for the plugin listing.")
+    options = Attribute("Sequence of PluginOption this plugin reads from settings.")
 
     def build(settings: Mapping[str, Any], reactor: Any) -> IAuthenticator:
         """Return a configured authenticator.
 
         ``settings`` is the merged configuration (command line over
-        environment over file), keyed by option name with dashes replaced by
-        underscores.  Raises :class:`mqttauth.service.config.ConfigError`
+        environment over file) of the service and of every plugin option,
+        keyed by option name with dashes replaced by underscores
+        (``jwt_jwks_url``), after ``coerce``.  ``settings["data_dir"]`` is the
+        data directory or ``None``.  Raises :class:`mqttauth.service.config.ConfigError`
         naming the setting when it is missing or invalid.  An authenticator
         that also provides ``twisted.application.service.IService`` is started
         and stopped with the broker.
@@ -185,6 +209,7 @@ class IAuthorizerPlugin(Interface):
 
     name = Attribute("The name given to --authorizer, such as 'acl-file'.")
     description = Attribute("One line for the plugin listing.")
+    options = Attribute("Sequence of PluginOption this plugin reads from settings.")
 
     def build(settings: Mapping[str, Any], reactor: Any) -> IAuthorizer:
         """Return a configured authorizer; see :meth:`IAuthenticatorPlugin.build`.
