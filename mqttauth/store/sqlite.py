@@ -45,7 +45,6 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from .encoding import decode_properties, decode_value, encode_properties, encode_value
 from .interfaces import ISessionStore, StoreError
 from .lock import DataDirLock
 from .records import (
@@ -53,15 +52,13 @@ from .records import (
     RetainedRecord,
     SessionRecord,
     StoredState,
-    SubscriptionRecord,
     WillRecord,
 )
+from .rows import Group, read_state
 from .schema import open_database
 
 #: The database file's name inside the data directory.
 DATABASE_NAME = "mqttauth.sqlite3"
-
-Row = tuple[Any, ...]
 
 
 class _Reactor(Protocol):
@@ -74,40 +71,6 @@ class _Reactor(Protocol):
     ) -> None: ...
 
 
-class _Group:
-    """The mutations recorded since the last hand-over, last change per row."""
-
-    __slots__ = (
-        "cleared",
-        "sessions",
-        "messages",
-        "fresh",
-        "inbound",
-        "retained",
-        "wills",
-        "size",
-        "waiters",
-    )
-
-    def __init__(self) -> None:
-        #: Client ids whose session is deleted, with everything it owns,
-        #: before the other changes of the group are applied.
-        self.cleared: set[str] = set()
-        #: Client id to (session row, subscription rows).
-        self.sessions: dict[str, tuple[Row, list[Row]]] = {}
-        #: (client id, key) to the row to write, or None to delete it.
-        self.messages: dict[tuple[str, int], Row | None] = {}
-        #: Message keys whose row is not in the database yet.
-        self.fresh: set[tuple[str, int]] = set()
-        #: (client id, packet id) to True (insert) or False (delete).
-        self.inbound: dict[tuple[str, int], bool] = {}
-        self.retained: dict[str, Row | None] = {}
-        self.wills: dict[str, Row | None] = {}
-        #: Mutations recorded, collapsed ones included.
-        self.size = 0
-        self.waiters: list[Deferred[None]] = []
-
-
 class _Barrier:
     """A marker the writer sets once every group queued before it is written."""
 
@@ -117,25 +80,6 @@ class _Barrier:
 
 #: Marker that tells the writer to close the connection and end.
 _STOP = object()
-
-_CLEAR_SESSION = (
-    "DELETE FROM sessions WHERE client_id = ?",
-    "DELETE FROM subscriptions WHERE client_id = ?",
-    "DELETE FROM messages WHERE client_id = ?",
-    "DELETE FROM inbound WHERE client_id = ?",
-    "DELETE FROM wills WHERE client_id = ?",
-)
-_PUT_SESSION = "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)"
-_CLEAR_SUBSCRIPTIONS = "DELETE FROM subscriptions WHERE client_id = ?"
-_PUT_SUBSCRIPTION = "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_PUT_MESSAGE = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_DELETE_MESSAGE = "DELETE FROM messages WHERE client_id = ? AND key = ?"
-_PUT_INBOUND = "INSERT OR IGNORE INTO inbound VALUES (?, ?)"
-_DELETE_INBOUND = "DELETE FROM inbound WHERE client_id = ? AND packet_id = ?"
-_PUT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?)"
-_DELETE_RETAINED = "DELETE FROM retained WHERE topic = ?"
-_PUT_WILL = "INSERT OR REPLACE INTO wills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_DELETE_WILL = "DELETE FROM wills WHERE client_id = ?"
 
 
 @implementer(ISessionStore)
@@ -191,10 +135,10 @@ class SQLiteStore:
         self._connection: sqlite3.Connection | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._group = _Group()
+        self._group = Group()
         self._timer: IDelayedCall | None = None
         #: Groups handed to the writer and not yet reported back, oldest first.
-        self._in_flight: list[_Group] = []
+        self._in_flight: list[Group] = []
         #: Per client id, the highest message key that may be in the database.
         self._max_keys: dict[str, int] = {}
         self._failure: StoreError | None = None
@@ -225,7 +169,7 @@ class SQLiteStore:
             raise self._failure
         assert self._connection is not None
         try:
-            state = _read_state(self._connection)
+            state = read_state(self._connection)
         except sqlite3.DatabaseError as error:
             raise StoreError(
                 f"Reading the session store {self.path} failed: {error}. The "
@@ -274,7 +218,7 @@ class SQLiteStore:
 
     # Mutations (reactor thread)
 
-    def _recording(self) -> _Group:
+    def _recording(self) -> Group:
         """Return the group that the next mutation goes into, counting it."""
         if self._connection is None or self._close_waiters is not None:
             raise StoreError(
@@ -297,75 +241,16 @@ class SQLiteStore:
         return group
 
     def put_session(self, record: SessionRecord) -> None:
-        group = self._recording()
-        client_id = record.client_id
-        session = (
-            client_id,
-            record.protocol_level,
-            record.expiry_interval,
-            record.disconnected_at,
-        )
-        subscriptions = [
-            (
-                client_id,
-                topic_filter,
-                position,
-                subscription.qos,
-                int(subscription.no_local),
-                int(subscription.retain_as_published),
-                subscription.retain_handling,
-                subscription.subscription_identifier,
-            )
-            for position, (topic_filter, subscription) in enumerate(
-                record.subscriptions.items()
-            )
-        ]
-        group.sessions[client_id] = (session, subscriptions)
+        self._recording().put_session(record)
 
     def delete_session(self, client_id: str) -> None:
-        group = self._recording()
-        group.cleared.add(client_id)
-        group.sessions.pop(client_id, None)
-        group.wills.pop(client_id, None)
-        for key in [key for key in group.messages if key[0] == client_id]:
-            del group.messages[key]
-            group.fresh.discard(key)
-        for key in [key for key in group.inbound if key[0] == client_id]:
-            del group.inbound[key]
-        # The deletion is written before any later row of this client id,
-        # so from now on every key is new to the database.
-        self._max_keys.pop(client_id, None)
+        self._recording().delete_session(client_id, self._max_keys)
 
     def put_message(self, client_id: str, record: MessageRecord) -> None:
-        group = self._recording()
-        key = (client_id, record.key)
-        if key not in group.messages:
-            highest = self._max_keys.get(client_id)
-            if highest is None or record.key > highest:
-                group.fresh.add(key)
-                self._max_keys[client_id] = record.key
-        payload = record.payload
-        group.messages[key] = (
-            client_id,
-            record.key,
-            record.topic,
-            payload if type(payload) is bytes else bytes(payload),
-            record.qos,
-            int(record.retain),
-            encode_properties(record.properties),
-            record.expires_at,
-            record.packet_id,
-            record.state,
-        )
+        self._recording().put_message(client_id, record, self._max_keys)
 
     def delete_message(self, client_id: str, key: int) -> None:
-        group = self._recording()
-        message_key = (client_id, key)
-        if message_key in group.fresh:
-            group.fresh.discard(message_key)
-            del group.messages[message_key]
-        else:
-            group.messages[message_key] = None
+        self._recording().delete_message(client_id, key)
 
     def put_inbound(self, client_id: str, packet_id: int) -> None:
         self._recording().inbound[(client_id, packet_id)] = True
@@ -374,32 +259,13 @@ class SQLiteStore:
         self._recording().inbound[(client_id, packet_id)] = False
 
     def put_retained(self, record: RetainedRecord) -> None:
-        group = self._recording()
-        payload = record.payload
-        group.retained[record.topic] = (
-            record.topic,
-            payload if type(payload) is bytes else bytes(payload),
-            record.qos,
-            encode_properties(record.properties),
-            record.expires_at,
-        )
+        self._recording().put_retained(record)
 
     def delete_retained(self, topic: str) -> None:
         self._recording().retained[topic] = None
 
     def put_will(self, record: WillRecord) -> None:
-        group = self._recording()
-        group.wills[record.client_id] = (
-            record.client_id,
-            record.topic,
-            bytes(record.payload),
-            record.qos,
-            int(record.retain),
-            encode_properties(record.properties),
-            record.publish_at,
-            record.principal,
-            encode_value(record.identity_attributes),
-        )
+        self._recording().put_will(record)
 
     def delete_will(self, client_id: str) -> None:
         self._recording().wills[client_id] = None
@@ -452,17 +318,17 @@ class SQLiteStore:
         group = self._group
         if not group.size:
             return
-        self._group = _Group()
+        self._group = Group()
         self._in_flight.append(group)
         self._queue.put(group)
 
-    def _hand_over_full(self, group: _Group) -> None:
+    def _hand_over_full(self, group: Group) -> None:
         # Deferred to the end of the reactor turn, so the mutation that
         # filled the group returns first; skipped if the timer won the race.
         if group is self._group:
             self._hand_over()
 
-    def _groups_written(self, groups: list[_Group], error: StoreError | None) -> None:
+    def _groups_written(self, groups: list[Group], error: StoreError | None) -> None:
         del self._in_flight[: len(groups)]
         if error is not None and self._failure is None:
             self._failure = error
@@ -502,10 +368,10 @@ class SQLiteStore:
         stop = False
         while not stop:
             item = self._queue.get()
-            groups: list[_Group] = []
+            groups: list[Group] = []
             markers: list[object] = []
             while True:
-                if isinstance(item, _Group):
+                if isinstance(item, Group):
                     groups.append(item)
                 else:
                     markers.append(item)
@@ -532,13 +398,13 @@ class SQLiteStore:
         self._reactor.callFromThread(self._writer_stopped)
 
     def _write(
-        self, connection: sqlite3.Connection, groups: list[_Group]
+        self, connection: sqlite3.Connection, groups: list[Group]
     ) -> StoreError | None:
         """Apply ``groups`` in one transaction; return the error if it failed."""
         try:
             connection.execute("BEGIN IMMEDIATE")
             for group in groups:
-                _apply(connection, group)
+                group.apply(connection)
             connection.execute("COMMIT")
         except Exception as error:
             # Not only sqlite3.Error: binding an int too large for SQLite
@@ -556,113 +422,3 @@ class SQLiteStore:
             store_error.__cause__ = error
             return store_error
         return None
-
-
-def _apply(connection: sqlite3.Connection, group: _Group) -> None:
-    """Apply one group: its session deletions first, then the other rows."""
-    if group.cleared:
-        client_ids = [(client_id,) for client_id in group.cleared]
-        for statement in _CLEAR_SESSION:
-            connection.executemany(statement, client_ids)
-    if group.sessions:
-        connection.executemany(
-            _PUT_SESSION, [row for row, _ in group.sessions.values()]
-        )
-        connection.executemany(
-            _CLEAR_SUBSCRIPTIONS, [(client_id,) for client_id in group.sessions]
-        )
-        connection.executemany(
-            _PUT_SUBSCRIPTION,
-            [row for _, rows in group.sessions.values() for row in rows],
-        )
-    _put_and_delete(connection, group.messages, _PUT_MESSAGE, _DELETE_MESSAGE)
-    if group.inbound:
-        connection.executemany(
-            _PUT_INBOUND, [k for k, put in group.inbound.items() if put]
-        )
-        connection.executemany(
-            _DELETE_INBOUND, [k for k, put in group.inbound.items() if not put]
-        )
-    _put_and_delete(
-        connection, _single_keys(group.retained), _PUT_RETAINED, _DELETE_RETAINED
-    )
-    _put_and_delete(connection, _single_keys(group.wills), _PUT_WILL, _DELETE_WILL)
-
-
-def _single_keys(rows: dict[str, Row | None]) -> dict[tuple[str], Row | None]:
-    return {(key,): row for key, row in rows.items()}
-
-
-def _put_and_delete(
-    connection: sqlite3.Connection,
-    rows: dict[Any, Row | None],
-    put: str,
-    delete: str,
-) -> None:
-    if not rows:
-        return
-    connection.executemany(put, [row for row in rows.values() if row is not None])
-    connection.executemany(delete, [key for key, row in rows.items() if row is None])
-
-
-def _read_state(connection: sqlite3.Connection) -> StoredState:
-    state = StoredState()
-    for client_id, level, expiry, disconnected_at in connection.execute(
-        "SELECT client_id, protocol_level, expiry_interval, disconnected_at FROM sessions"
-    ):
-        state.sessions[client_id] = SessionRecord(
-            client_id, level, expiry, disconnected_at
-        )
-    for row in connection.execute(
-        "SELECT client_id, topic_filter, qos, no_local, retain_as_published,"
-        " retain_handling, subscription_identifier FROM subscriptions"
-        " ORDER BY client_id, position"
-    ):
-        session = state.sessions.get(row[0])
-        if session is not None:
-            session.subscriptions[row[1]] = SubscriptionRecord(
-                row[1], row[2], bool(row[3]), bool(row[4]), row[5], row[6]
-            )
-    for row in connection.execute(
-        "SELECT client_id, key, topic, payload, qos, retain, properties, expires_at,"
-        " packet_id, state FROM messages ORDER BY client_id, key"
-    ):
-        state.messages.setdefault(row[0], []).append(
-            MessageRecord(
-                key=row[1],
-                topic=row[2],
-                payload=row[3],
-                qos=row[4],
-                retain=bool(row[5]),
-                properties=decode_properties(row[6]),
-                expires_at=row[7],
-                packet_id=row[8],
-                state=row[9],
-            )
-        )
-    for client_id, packet_id in connection.execute(
-        "SELECT client_id, packet_id FROM inbound"
-    ):
-        state.inbound.setdefault(client_id, set()).add(packet_id)
-    for topic, payload, qos, properties, expires_at in connection.execute(
-        "SELECT topic, payload, qos, properties, expires_at FROM retained"
-    ):
-        state.retained[topic] = RetainedRecord(
-            topic, payload, qos, decode_properties(properties), expires_at
-        )
-    for row in connection.execute(
-        "SELECT client_id, topic, payload, qos, retain, properties, publish_at,"
-        " principal, identity_attributes FROM wills"
-    ):
-        state.wills[row[0]] = WillRecord(
-            client_id=row[0],
-            topic=row[1],
-            payload=row[2],
-            qos=row[3],
-            retain=bool(row[4]),
-            properties=decode_properties(row[5]),
-            publish_at=row[6],
-            principal=row[7],
-            identity_attributes=decode_value(row[8]),
-        )
-    return state
