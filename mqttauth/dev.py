@@ -3,7 +3,7 @@
 Development mode keeps an EC P-256 signing key in the data directory, creating
 it on the first start and never replacing it.  It serves the public half as a
 JWKS document over HTTP on 127.0.0.1 and points the ``jwt`` authenticator at
-that document.  It writes a permissive development ACL and prints
+that document.  It writes a permissive development ACL and produces
 ``mosquitto_sub`` and ``mosquitto_pub`` command lines that carry a freshly
 signed token.  Anyone who can read the data directory can sign tokens that
 the broker accepts, so the listeners must be on loopback and the banner says
@@ -53,6 +53,13 @@ SERVICE_DEFAULT_LISTEN = ("tcp:1883",)
 JWKS_PATH = "/.well-known/jwks.json"
 #: Path of the OpenID provider metadata that names ``jwks_uri``.
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+#: Key-source settings of the ``jwt`` authenticator that development mode unsets.
+DISPLACED_KEY_SETTINGS = (
+    "jwt_verification_key",
+    "jwt_verification_key_base64",
+    "jwt_verification_key_path",
+    "jwt_entra_id_tenant_id",
+)
 #: File name of the development ACL inside the data directory.
 DEV_ACL_FILENAME = "dev-acl.conf"
 #: Principal, groups and lifetime of the token printed in the banner.
@@ -311,13 +318,15 @@ def prepare_dev_mode(
     Returns ``(overrides, services, banner)``:
 
     - ``overrides``: settings to apply over ``settings`` before building
-      anything: ``listen`` (``tcp:1883:interface=127.0.0.1`` unless a
-      listener was given), ``data_dir`` (``--data-dir``, else
+      anything, already in their coerced form (tuples for lists):
+      ``listen`` (``tcp:1883:interface=127.0.0.1`` unless a listener was
+      given), ``data_dir`` (``--data-dir``, else
       :func:`mqttauth.tokens.default_dev_data_dir`), ``authenticator``
       ``jwt`` with ``jwt_jwks_url``, ``jwt_expected_issuer``,
       ``jwt_audience``, ``jwt_groups_claim_name`` and
       ``jwt_organization_claim``, and ``authorizer`` ``acl-file`` with
       ``acl_file`` (the development ACL unless ``--acl-file`` was given).
+      The other key-source settings of ``jwt`` are set to ``None``.
     - ``services``: the JWKS server, to add to the application; its port is
       already listening.
     - ``banner``: text for standard output with the ready-to-paste client
@@ -327,9 +336,9 @@ def prepare_dev_mode(
     are missing and never overwrites them.  Raises :class:`ConfigError` for
     a listener that is not a loopback ``tcp:`` endpoint.
     """
-    listen = list(settings.get("listen") or ())
-    if not listen or tuple(listen) == SERVICE_DEFAULT_LISTEN:
-        listen = [DEV_LISTEN]
+    listen = tuple(settings.get("listen") or ())
+    if not listen or listen == SERVICE_DEFAULT_LISTEN:
+        listen = (DEV_LISTEN,)
     endpoints = [parse_loopback_listener(description) for description in listen]
 
     data_dir = Path(settings.get("data_dir") or default_dev_data_dir()).absolute()
@@ -371,10 +380,14 @@ def prepare_dev_mode(
         "authenticator": "jwt",
         "jwt_jwks_url": jwks_service.jwks_url,
         "jwt_expected_issuer": DEV_ISSUER,
-        "jwt_audience": DEV_AUDIENCE,
+        "jwt_audience": (DEV_AUDIENCE,),
         "jwt_groups_claim_name": DEV_GROUPS_CLAIM,
         "jwt_organization_claim": DEV_ORGANIZATION_CLAIM,
-        "authorizer": "acl-file",
+        "authorizer": ("acl-file",),
         "acl_file": str(acl_file),
     }
+    # The development JWKS is the only key source, so key settings from the
+    # environment or a config file must not conflict with it.
+    for key_setting in DISPLACED_KEY_SETTINGS:
+        overrides[key_setting] = None
     return overrides, [jwks_service], banner

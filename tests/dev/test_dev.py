@@ -70,17 +70,17 @@ async def prepared(tmp_path: Path) -> Any:
 
 def test_default_listener_loopback(prepared: Any) -> None:
     overrides, _, _ = prepared({"listen": ["tcp:1883"]})
-    assert overrides["listen"] == [dev.DEV_LISTEN]
+    assert overrides["listen"] == (dev.DEV_LISTEN,)
 
 
 def test_no_listener_loopback(prepared: Any) -> None:
     overrides, _, _ = prepared({})
-    assert overrides["listen"] == [dev.DEV_LISTEN]
+    assert overrides["listen"] == (dev.DEV_LISTEN,)
 
 
 def test_given_listener_kept(prepared: Any) -> None:
-    overrides, _, _ = prepared({"listen": ["tcp:2883:interface=127.0.0.1"]})
-    assert overrides["listen"] == ["tcp:2883:interface=127.0.0.1"]
+    overrides, _, _ = prepared({"listen": ("tcp:2883:interface=127.0.0.1",)})
+    assert overrides["listen"] == ("tcp:2883:interface=127.0.0.1",)
 
 
 def test_public_listener_rejected(tmp_path: Path) -> None:
@@ -96,9 +96,15 @@ def test_overrides_configure_jwt(prepared: Any, tmp_path: Path) -> None:
     assert overrides["authenticator"] == "jwt"
     assert overrides["jwt_jwks_url"] == services[0].jwks_url
     assert overrides["jwt_expected_issuer"] == tokens.DEV_ISSUER
-    assert overrides["jwt_audience"] == tokens.DEV_AUDIENCE
-    assert overrides["authorizer"] == "acl-file"
+    assert overrides["jwt_audience"] == (tokens.DEV_AUDIENCE,)
+    assert overrides["authorizer"] == ("acl-file",)
     assert overrides["data_dir"] == str(tmp_path / "dev")
+
+
+def test_static_key_settings_unset(prepared: Any) -> None:
+    overrides, _, _ = prepared({"jwt_verification_key_path": "/etc/key.pem"})
+    assert overrides["jwt_verification_key_path"] is None
+    assert overrides["jwt_entra_id_tenant_id"] is None
 
 
 def test_jwks_url_loopback(prepared: Any) -> None:
