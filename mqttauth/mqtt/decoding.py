@@ -289,6 +289,8 @@ def decode_subscribe(
         retain_handling = (options >> 4) & 0x03
         if retain_handling == 3:
             raise ProtocolError("SUBSCRIBE with Retain Handling 3")
+        if options & 0x04 and topic_filter.startswith("$share/"):
+            raise ProtocolError("SUBSCRIBE with No Local on a shared subscription")
         subscriptions.append(
             Subscription(
                 topic_filter,

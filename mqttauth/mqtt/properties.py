@@ -6,8 +6,10 @@ data type (MQTT 5.0 section 2.2.2). Decoded properties are a dict from the
 identifier to the value. User Property, the one property that may repeat
 everywhere, is a list of ``(name, value)`` pairs. Subscription Identifier is
 a list of ints: it may repeat in PUBLISH and appears at most once in
-SUBSCRIBE. Every other property appears at most once; a repeat is a Protocol
-Error, and so is a property the packet type may not carry.
+SUBSCRIBE. Every other property appears at most once, and a repeat is a
+Protocol Error. A property that the packet type may not carry, an unknown
+identifier and a value cut off are a Malformed Packet (MQTT 5.0 section
+2.2.2.2).
 """
 
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .constants import PacketType, PropertyId
+from .constants import PacketType, PropertyId, ReasonCode
 from .errors import MalformedPacketError, ProtocolError
 from .fields import (
     encode_binary,
@@ -58,11 +60,13 @@ class PropertySpec:
     minimum: int = 0
     #: Largest value that is not a Protocol Error, for the integer types.
     maximum: int | None = None
+    #: The reason code for a value out of range.
+    range_reason_code: ReasonCode = ReasonCode.PROTOCOL_ERROR
 
     @property
     def name(self) -> str:
         """Return the property's name as the specification writes it."""
-        return self.identifier.name.replace("_", " ").title()
+        return self.identifier.name.replace("_", " ").title().replace("Qos", "QoS")
 
 
 _T = PacketType
@@ -159,7 +163,15 @@ PROPERTIES: dict[int, PropertySpec] = {
             minimum=1,
         ),
         PropertySpec(_P.TOPIC_ALIAS_MAXIMUM, _U16, frozenset({_T.CONNECT, _T.CONNACK})),
-        PropertySpec(_P.TOPIC_ALIAS, _U16, frozenset({_T.PUBLISH}), minimum=1),
+        # A Topic Alias of 0 is a Protocol Error answered with 0x94 Topic
+        # Alias invalid (MQTT 5.0 section 3.3.4).
+        PropertySpec(
+            _P.TOPIC_ALIAS,
+            _U16,
+            frozenset({_T.PUBLISH}),
+            minimum=1,
+            range_reason_code=ReasonCode.TOPIC_ALIAS_INVALID,
+        ),
         PropertySpec(_P.MAXIMUM_QOS, _B, frozenset({_T.CONNACK}), maximum=1),
         PropertySpec(_P.RETAIN_AVAILABLE, _B, frozenset({_T.CONNACK}), maximum=1),
         PropertySpec(
@@ -297,7 +309,9 @@ _DECODE_TABLE: dict[
 
 def _check_range(spec: PropertySpec, value: int) -> None:
     if value < spec.minimum or (spec.maximum is not None and value > spec.maximum):
-        raise ProtocolError(f"{spec.name} has the invalid value {value!r}")
+        raise ProtocolError(
+            f"{spec.name} has the invalid value {value!r}", spec.range_reason_code
+        )
 
 
 def decode_properties_in(
@@ -305,11 +319,11 @@ def decode_properties_in(
 ) -> dict[int, Any]:
     """Decode the properties in ``data[offset:end]`` (no length prefix).
 
-    ``context`` is the packet type or ``WILL_PROPERTIES`` whose rules apply:
-    a property not allowed there, or repeated where it may not be, or with a
-    value out of its range (such as Receive Maximum 0) is a Protocol Error.
-    With ``context`` None only the encoding is checked. An unknown identifier
-    or a value cut off is a Malformed Packet.
+    ``context`` is the packet type or ``WILL_PROPERTIES`` whose rules apply.
+    A property not allowed there, an unknown identifier or a value cut off is
+    a Malformed Packet. A property repeated where it may not be, or a value
+    out of its range (such as Receive Maximum 0), is a Protocol Error. With
+    ``context`` None, the packet-type rules are skipped.
     """
     properties: dict[int, Any] = {}
     while offset < end:
@@ -324,7 +338,7 @@ def decode_properties_in(
         if offset > end:
             raise MalformedPacketError(f"{spec.name} runs past the property block")
         if context is not None and context not in spec.allowed_in:
-            raise ProtocolError(f"{spec.name} is not allowed in this packet")
+            raise MalformedPacketError(f"{spec.name} is not allowed in this packet")
         if isinstance(value, int):
             _check_range(spec, value)
         if identifier in LIST_PROPERTIES:
