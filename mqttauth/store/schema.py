@@ -193,8 +193,8 @@ def _check_contents(connection: sqlite3.Connection, path: str, supported: int) -
     if problems != ["ok"]:
         detail = "; ".join(problems[:3])
         raise StoreError(
-            f"The session store {path} is corrupt: the integrity check found "
-            f"{detail}. {_WHAT_TO_DO_CORRUPT}"
+            f"The session store {path} is corrupt (integrity check: {detail}). "
+            f"{_WHAT_TO_DO_CORRUPT}"
         )
 
 
