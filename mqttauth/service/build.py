@@ -1,0 +1,262 @@
+"""Build the broker service from resolved settings: plugins, store, listeners."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.application.service import IService
+from zope.interface.exceptions import Invalid
+from zope.interface.verify import verifyObject
+
+import mqttauth
+from mqttauth.auth.interfaces import IAuthenticator, IAuthorizer
+from mqttauth.broker.settings import BrokerSettings
+
+from .broker_service import BrokerService
+from .config import ConfigError
+from .listeners import ListenerService, parse_listeners
+from .plugins import PluginCatalog
+from .settings import ResolvedSettings
+from .tls import TLSPolicy
+
+
+def _apply_dev_mode(
+    values: dict[str, Any], reactor: Any
+) -> tuple[list[IService], str | None]:
+    """Apply ``--dev``: development settings over ``values``, in place."""
+    try:
+        from mqttauth.dev import prepare_dev_mode
+    except ImportError as error:
+        raise ConfigError(
+            "--dev", f"development mode is not available: {error}"
+        ) from None
+    overrides, services, banner = prepare_dev_mode(values, reactor)
+    for key, value in overrides.items():
+        if key in ("listen", "authorizer") and isinstance(value, str):
+            value = (value,)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return list(services), banner
+
+
+def prepare_data_dir(path: str) -> str:
+    """Check the data directory, creating it (mode 0700) when only it is missing.
+
+    A missing parent is an error rather than created, so that a mistyped
+    path stops start-up instead of scattering state.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise ConfigError(
+                "--data-dir", f"directory {path!r} is not writable by this user"
+            )
+        return path
+    if os.path.exists(path):
+        raise ConfigError("--data-dir", f"{path!r} exists but is not a directory")
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise ConfigError(
+            "--data-dir",
+            f"parent directory {parent!r} of {path!r} not found; create it first",
+        )
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as error:
+        raise ConfigError(
+            "--data-dir", f"cannot create {path!r}: {error.strerror}"
+        ) from None
+    return path
+
+
+def build_store(data_dir: str | None, reactor: Any) -> tuple[Any, str]:
+    """Return the session store and a line that describes it for the log."""
+    if data_dir is None:
+        from mqttauth.store.memory import MemoryStore
+
+        return (
+            MemoryStore(),
+            "Store: in memory (sessions and retained messages end with the process)",
+        )
+    from mqttauth.store.sqlite import SQLiteStore
+
+    return SQLiteStore(data_dir, reactor), f"Store: SQLite in {data_dir}"
+
+
+def _build_plugin(
+    catalog: PluginCatalog,
+    name: str,
+    setting: str,
+    interface: Any,
+    values: dict[str, Any],
+    reactor: Any,
+) -> Any:
+    plugin = catalog.get(name, setting)
+    built = plugin.build(dict(values), reactor)
+    try:
+        verifyObject(interface, built)
+    except Invalid as error:
+        raise ConfigError(
+            setting,
+            f"plugin {name!r} built an object that does not provide "
+            f"{interface.__name__}: {error}; fix or remove the plugin",
+        ) from None
+    return built
+
+
+def broker_settings_from(values: dict[str, Any]) -> BrokerSettings:
+    """Return the BrokerSettings that ``values`` (keyed by field name) set."""
+    fields = {
+        field.name: values[field.name] for field in dataclasses.fields(BrokerSettings)
+    }
+    return BrokerSettings(**fields)
+
+
+def _check_tls(values: dict[str, Any], descriptions: Sequence[str]) -> TLSPolicy:
+    if values["tls_require_client_cert"] and values["tls_client_ca"] is None:
+        raise ConfigError(
+            "--tls-require-client-cert",
+            "needs --tls-client-ca FILE, the CAs that sign the client certificates",
+        )
+    return TLSPolicy(
+        min_version=values["tls_min_version"],
+        client_ca=values["tls_client_ca"],
+        require_client_cert=bool(values["tls_require_client_cert"]),
+    )
+
+
+def build_service(
+    resolved: ResolvedSettings,
+    reactor: Any,
+    authenticators: PluginCatalog,
+    authorizers: PluginCatalog,
+    *,
+    notes: Sequence[str] = (),
+) -> BrokerService:
+    """Build the broker service; raise :class:`ConfigError` for a bad setting."""
+    values = dict(resolved.values)
+    plugin_services: list[IService] = []
+    banner = None
+    if values.get("dev"):
+        plugin_services, banner = _apply_dev_mode(values, reactor)
+
+    if not values.get("authenticator"):
+        raise ConfigError(
+            "--authenticator",
+            "no authenticator chosen; pass --authenticator NAME (installed: "
+            f"{', '.join(authenticators.names()) or 'none'}), or --dev for a "
+            "development broker. mqttauth does not let clients in by default: "
+            "--authenticator anonymous admits everyone",
+        )
+    policy = _check_tls(values, values["listen"])
+    listeners = parse_listeners(reactor, values["listen"], policy)
+    if values["data_dir"] is not None:
+        values["data_dir"] = prepare_data_dir(values["data_dir"])
+
+    authenticator = _build_plugin(
+        authenticators,
+        values["authenticator"],
+        "--authenticator",
+        IAuthenticator,
+        values,
+        reactor,
+    )
+    chain = [
+        _build_plugin(authorizers, name, "--authorizer", IAuthorizer, values, reactor)
+        for name in values["authorizer"]
+    ]
+    store, store_line = build_store(values["data_dir"], reactor)
+
+    from mqttauth.broker.broker import Broker
+
+    broker = Broker(reactor, broker_settings_from(values), authenticator, chain, store)
+
+    service = BrokerService(
+        reactor,
+        broker,
+        [],
+        plugin_services=plugin_services
+        + [plugin for plugin in [authenticator, *chain] if IService.providedBy(plugin)],
+        reloadables=[(f"authenticator {values['authenticator']}", authenticator)]
+        + [
+            (f"authorizer {name}", plugin)
+            for name, plugin in zip(values["authorizer"], chain, strict=True)
+        ],
+        startup_lines=startup_lines(resolved, values, store_line, policy, notes),
+        banner=banner,
+    )
+    for listener in listeners:
+        factory = broker.build_factory(tls=listener.tls)
+        service.listeners.append(
+            ListenerService(listener, factory, service.listen_failed)
+        )
+    return service
+
+
+LogLine = tuple[str, dict[str, Any]]
+
+
+def startup_lines(
+    resolved: ResolvedSettings,
+    values: dict[str, Any],
+    store_line: str,
+    policy: TLSPolicy,
+    notes: Sequence[str],
+) -> list[LogLine]:
+    """Return the start-up log events: plugins, store, TLS and the settings in force.
+
+    Each is a format string with its fields.  Secret settings are shown as
+    ``<hidden>``.
+    """
+    lines: list[LogLine] = [
+        ("mqttauth {version} starting", {"version": mqttauth.__version__}),
+        (
+            "Authenticator: {authenticator}; authorizer chain: {authorizers} "
+            "(no decision means deny)",
+            {
+                "authenticator": values["authenticator"],
+                "authorizers": " -> ".join(values["authorizer"]),
+            },
+        ),
+        ("{store}", {"store": store_line}),
+        (
+            "TLS: minimum version {min_version}, client certificates: {client_ca}"
+            "{required}",
+            {
+                "min_version": policy.min_version,
+                "client_ca": policy.client_ca or "not requested",
+                "required": " (required)" if policy.require_client_cert else "",
+            },
+        ),
+    ]
+    if resolved.config_file:
+        lines.append(("Config file: {path}", {"path": resolved.config_file}))
+    defaults = []
+    for name, shown, source in resolved.describe(values):
+        if source == "default":
+            defaults.append(f"{name}={shown}")
+        else:
+            lines.append(
+                (
+                    "Setting {name} = {value} (from {source})",
+                    {"name": name, "value": shown, "source": source},
+                )
+            )
+    if defaults:
+        lines.append(
+            ("Defaults in force: {defaults}", {"defaults": " ".join(defaults)})
+        )
+    for name in resolved.unknown_environment:
+        lines.append(
+            (
+                "Environment variable {name} names no setting and is ignored",
+                {"name": name},
+            )
+        )
+    for note in notes:
+        lines.append(("{note}", {"note": note}))
+    return lines
