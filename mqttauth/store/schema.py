@@ -61,7 +61,7 @@ _SCHEMA_1 = (
         packet_id INTEGER,
         state TEXT NOT NULL,
         PRIMARY KEY (client_id, key)
-    )
+    ) WITHOUT ROWID
     """,
     """
     CREATE TABLE inbound (

@@ -2,15 +2,18 @@
 
 Threads.  Every public method runs on the reactor thread.  A mutation only
 records a row in the current *group* (a few dict operations, no I/O).  The
-group is handed to one writer thread when ``commit_interval`` seconds have
-passed since its first mutation, or as soon as it holds ``max_group_size``
-mutations, whichever comes first.  The writer applies all groups waiting
-for it in one transaction, then fires their :meth:`SQLiteStore.commit`
-Deferreds on the reactor thread.  An acknowledgement that waits on
-``commit()`` therefore waits at most ``commit_interval`` plus the time to
-write its group and the groups queued ahead of it: about 2 to 5 ms with the
-defaults on a local disk.  The reactor thread touches SQLite only in
-:meth:`SQLiteStore.load`, at start-up.
+group is handed to one writer thread ``commit_interval`` seconds after its
+first mutation (by default 0: at the end of the current reactor turn), or
+as soon as it holds ``max_group_size`` mutations, whichever comes first.
+The writer applies every group waiting for it in one transaction, then
+fires their :meth:`SQLiteStore.commit` Deferreds on the reactor thread.
+While the writer is busy, groups queue up and are then written together,
+so under load the transactions grow instead of falling behind.
+
+An acknowledgement that waits on ``commit()`` therefore waits for the end
+of the reactor turn plus ``commit_interval``, the write of the transaction
+in progress, and the write of its own transaction.  The reactor thread
+touches SQLite only in :meth:`SQLiteStore.load`, at start-up.
 
 Durability.  With ``synchronous="normal"`` (the default) a committed group
 survives a crash of the process, ``kill -9`` included, because SQLite has
@@ -100,15 +103,16 @@ class SQLiteStore:
         data_dir: str | FilePath[str],
         reactor: _Reactor,
         *,
-        commit_interval: float = 0.002,
+        commit_interval: float = 0.0,
         max_group_size: int = 1000,
         synchronous: str = "normal",
     ) -> None:
         """Configure a store in ``data_dir``; nothing is opened yet.
 
-        ``commit_interval`` is the longest time, in seconds, a mutation
-        waits before its group is handed to the writer; ``max_group_size``
-        hands a group over early once it holds that many mutations.
+        ``commit_interval`` is how long, in seconds, a group collects
+        mutations after its first one before it goes to the writer (0:
+        until the end of the reactor turn); ``max_group_size`` hands a
+        group over early once it holds that many mutations.
         ``synchronous`` is ``"normal"`` (survives a process crash) or
         ``"full"`` (also survives a power loss).
         """
