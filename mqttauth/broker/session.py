@@ -1,0 +1,341 @@
+"""Session state: subscriptions and the outgoing QoS 1 and 2 message flow.
+
+A session lives as long as its Session Expiry Interval allows, across
+connections.  It keeps the messages that wait for a packet identifier in a
+FIFO queue and those sent but not yet acknowledged in ``inflight``, keyed by
+packet identifier; both follow the order of arrival, so the order per topic
+is kept (MQTT-4.6.0).  At most ``window`` messages are in flight: the
+client's Receive Maximum capped by the broker's ``max_inflight``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from mqttauth.store.records import QUEUED, RELEASED, SENT
+
+from .message import Message
+from .topictree import Subscription
+
+if TYPE_CHECKING:
+    from mqttauth.auth.interfaces import Identity
+
+    from .broker import Broker
+
+log = Logger(namespace="mqttauth.broker.session")
+
+#: Session Expiry Interval that means the session never expires.
+NEVER_EXPIRES = 0xFFFFFFFF
+
+
+class Outgoing:
+    """One message on its way to one session, at the QoS granted to it."""
+
+    __slots__ = (
+        "key",
+        "message",
+        "qos",
+        "retain",
+        "subscription_identifiers",
+        "packet_id",
+        "state",
+        "hold",
+    )
+
+    def __init__(
+        self,
+        key: int,
+        message: Message,
+        qos: int,
+        retain: bool,
+        subscription_identifiers: tuple[int, ...],
+    ) -> None:
+        self.key = key
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.subscription_identifiers = subscription_identifiers
+        self.packet_id: int | None = None
+        self.state = QUEUED
+        #: Journal commit sequence number this message waits for, 0 for none.
+        self.hold = 0
+
+
+class Session:
+    """The state of one client id that outlives (or lives with) a connection."""
+
+    __slots__ = (
+        "broker",
+        "client_id",
+        "protocol_level",
+        "expiry_interval",
+        "subscriptions",
+        "connection",
+        "identity",
+        "inflight",
+        "queue",
+        "inbound",
+        "next_packet_id",
+        "next_key",
+        "expiry_call",
+        "disconnected_at",
+        "dropped",
+        "journaled",
+    )
+
+    def __init__(
+        self, broker: Broker, client_id: str, protocol_level: int, expiry_interval: int
+    ) -> None:
+        self.broker = broker
+        self.client_id = client_id
+        self.protocol_level = protocol_level
+        self.expiry_interval = expiry_interval
+        self.subscriptions: dict[str, Subscription] = {}
+        #: The protocol of the live connection, or None while disconnected.
+        self.connection: Any = None
+        self.identity: Identity | None = None
+        # Created on first use: most sessions never need them.
+        self.inflight: dict[int, Outgoing] | None = None
+        self.queue: deque[Outgoing] | None = None
+        #: Inbound QoS 2 packet ids that wait for PUBREL (MQTT-4.3.3-9).
+        self.inbound: set[int] | None = None
+        self.next_packet_id = 1
+        self.next_key = 1
+        self.expiry_call: Any = None
+        self.disconnected_at: float | None = None
+        self.dropped = 0
+        #: Whether the journal holds this session.
+        self.journaled = False
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the session outlives its connection (and so is journaled)."""
+        return self.expiry_interval > 0
+
+    # -- delivery ----------------------------------------------------------
+
+    def deliver(
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        subscription_identifiers: tuple[int, ...],
+    ) -> None:
+        """Send or queue ``message`` at ``qos`` for this session.
+
+        QoS 0 goes out at once to a connected client and is dropped for a
+        disconnected one.  QoS 1 and 2 messages are journaled when the
+        session is persistent, and with a durable store they wait for the
+        journal commit before they are sent, so a crash cannot lose a
+        message whose PUBLISH a client acknowledged.
+        """
+        connection = self.connection
+        if not qos:
+            if connection is not None:
+                connection.send_publish(
+                    message, 0, retain, subscription_identifiers, None, False
+                )
+            return
+        queue = self.queue
+        if queue is not None and len(queue) >= self.broker.settings.max_queued_messages:
+            self._drop(message)
+            return
+        outgoing = Outgoing(
+            self.next_key, message, qos, retain, subscription_identifiers
+        )
+        self.next_key += 1
+        journal = self.broker.journal
+        if self.journaled and journal.durable:
+            outgoing.hold = journal.hold(self)
+        elif (
+            connection is not None
+            and not queue
+            and self._in_flight() < connection.window
+        ):
+            self._send(outgoing, connection)
+            return
+        if self.journaled:
+            journal.put_message(self.client_id, outgoing)
+        if queue is None:
+            queue = self.queue = deque()
+        queue.append(outgoing)
+
+    def _drop(self, message: Message) -> None:
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warn(
+                "Queue of {client_id} is full ({limit} messages): dropped the new "
+                "message to {topic}, {dropped} dropped so far",
+                client_id=self.client_id,
+                limit=self.broker.settings.max_queued_messages,
+                topic=message.topic,
+                dropped=self.dropped,
+            )
+
+    def _in_flight(self) -> int:
+        inflight = self.inflight
+        return len(inflight) if inflight is not None else 0
+
+    def _allocate_packet_id(self) -> int:
+        inflight = self.inflight
+        if inflight is None:
+            inflight = self.inflight = {}
+        packet_id = self.next_packet_id
+        while packet_id in inflight:
+            packet_id = packet_id + 1 if packet_id < 0xFFFF else 1
+        self.next_packet_id = packet_id + 1 if packet_id < 0xFFFF else 1
+        return packet_id
+
+    def _send(self, outgoing: Outgoing, connection: Any) -> None:
+        message = outgoing.message
+        if message.expires_at is not None:
+            if message.expires_at <= self.broker.reactor.seconds():
+                self._forget(outgoing)
+                return
+        packet_id = self._allocate_packet_id()
+        sent = connection.send_publish(
+            message,
+            outgoing.qos,
+            outgoing.retain,
+            outgoing.subscription_identifiers,
+            packet_id,
+            False,
+        )
+        if not sent:
+            # Too large for the client: the server behaves as if it had
+            # completed the delivery (MQTT-3.1.2-25).
+            self._forget(outgoing)
+            return
+        outgoing.packet_id = packet_id
+        outgoing.state = SENT
+        self.inflight[packet_id] = outgoing  # type: ignore[index]
+        if self.journaled:
+            self.broker.journal.put_message(self.client_id, outgoing)
+
+    def _forget(self, outgoing: Outgoing) -> None:
+        if self.journaled:
+            self.broker.journal.delete_message(self.client_id, outgoing.key)
+
+    def pump(self) -> None:
+        """Send queued messages while the window and the journal allow."""
+        connection = self.connection
+        queue = self.queue
+        if connection is None or not queue:
+            return
+        committed = self.broker.journal.committed
+        window = connection.window
+        while queue and self._in_flight() < window:
+            outgoing = queue[0]
+            if outgoing.hold > committed:
+                break
+            queue.popleft()
+            self._send(outgoing, connection)
+            if self.connection is not connection:
+                break
+
+    def resume(self) -> None:
+        """Resend what was in flight, with DUP, then go on with the queue.
+
+        Called after CONNACK on a resumed session (MQTT-4.4.0-1): a PUBLISH
+        that was not acknowledged is sent again with DUP set, a PUBREL that
+        was not completed is sent again.
+        """
+        connection = self.connection
+        inflight = self.inflight
+        if inflight:
+            for outgoing in sorted(inflight.values(), key=_by_key):
+                if outgoing.state == RELEASED:
+                    connection.send_pubrel(outgoing.packet_id)
+                    continue
+                connection.send_publish(
+                    outgoing.message,
+                    outgoing.qos,
+                    outgoing.retain,
+                    outgoing.subscription_identifiers,
+                    outgoing.packet_id,
+                    True,
+                )
+        self.pump()
+
+    # -- acknowledgements from the client ------------------------------------
+
+    def on_puback(self, packet_id: int) -> bool:
+        """Complete a QoS 1 delivery; return whether the packet id was in use."""
+        inflight = self.inflight
+        outgoing = inflight.get(packet_id) if inflight else None
+        if outgoing is None or outgoing.qos != 1:
+            return False
+        del inflight[packet_id]  # type: ignore[union-attr]
+        self._forget(outgoing)
+        self.pump()
+        return True
+
+    def on_pubrec(self, packet_id: int, reason_code: int) -> bool:
+        """Move a QoS 2 delivery to released; return whether it was in flight.
+
+        A PUBREC with a reason code of 0x80 or above ends the flow: the
+        message is forgotten and no PUBREL follows (MQTT-4.3.3).
+        """
+        inflight = self.inflight
+        outgoing = inflight.get(packet_id) if inflight else None
+        if outgoing is None or outgoing.qos != 2:
+            return False
+        if reason_code >= 0x80:
+            del inflight[packet_id]  # type: ignore[union-attr]
+            self._forget(outgoing)
+            self.pump()
+            return True
+        if outgoing.state != RELEASED:
+            outgoing.state = RELEASED
+            if self.journaled:
+                self.broker.journal.put_message(self.client_id, outgoing)
+        return True
+
+    def on_pubcomp(self, packet_id: int) -> bool:
+        """Complete a QoS 2 delivery; return whether it was released."""
+        inflight = self.inflight
+        outgoing = inflight.get(packet_id) if inflight else None
+        if outgoing is None or outgoing.state != RELEASED:
+            return False
+        del inflight[packet_id]  # type: ignore[union-attr]
+        self._forget(outgoing)
+        self.pump()
+        return True
+
+    # -- inbound QoS 2 ----------------------------------------------------------
+
+    def has_inbound(self, packet_id: int) -> bool:
+        inbound = self.inbound
+        return inbound is not None and packet_id in inbound
+
+    def add_inbound(self, packet_id: int) -> None:
+        inbound = self.inbound
+        if inbound is None:
+            inbound = self.inbound = set()
+        inbound.add(packet_id)
+        if self.journaled:
+            self.broker.journal.put_inbound(self.client_id, packet_id)
+
+    def release_inbound(self, packet_id: int) -> bool:
+        """Forget an inbound QoS 2 packet id; return whether it was known."""
+        inbound = self.inbound
+        if inbound is None or packet_id not in inbound:
+            return False
+        inbound.discard(packet_id)
+        if self.journaled:
+            self.broker.journal.delete_inbound(self.client_id, packet_id)
+        return True
+
+    def outgoing_messages(self) -> list[Outgoing]:
+        """Return every message in flight or queued, in order of arrival."""
+        messages = sorted(self.inflight.values(), key=_by_key) if self.inflight else []
+        if self.queue:
+            messages.extend(self.queue)
+        return messages
+
+
+def _by_key(outgoing: Outgoing) -> int:
+    return outgoing.key
