@@ -2,9 +2,11 @@
 
 Each round puts ``--window`` in-flight messages for one session, deletes the
 messages of the round before (their PUBACK came), and waits on commit(), the
-way a broker journals a persistent subscriber that keeps up.  Prints one
-JSON line: messages per second, transactions, and the reactor thread's time
-per message.  Run from the repository root:
+way a broker journals a persistent subscriber that keeps up.  Then it times
+``--lone`` commits of a single change each.  Prints one JSON line: messages
+per second, transactions, the reactor thread's time per message, and the
+median and 99th percentile wait of a lone commit.  Run from the repository
+root:
 
     python3 bench/store_commit.py --messages 100000 --window 256
 """
@@ -53,6 +55,16 @@ def measure(arguments: argparse.Namespace, data_dir: str) -> Generator[Any, Any,
         reactor_seconds += time.perf_counter() - turn_started
         yield waiter
     elapsed = time.perf_counter() - started
+    # Then lone changes, one per reactor turn: the wait of an
+    # acknowledgement when the broker is nearly idle.
+    waits = []
+    for _ in range(arguments.lone):
+        key += 1
+        turn_started = time.perf_counter()
+        store.put_message("subscriber", MessageRecord(key, "bench/t", payload, 1))
+        yield store.commit()
+        waits.append(time.perf_counter() - turn_started)
+    waits.sort()
     yield store.close()
     result = {
         "scenario": "store_commit",
@@ -63,6 +75,10 @@ def measure(arguments: argparse.Namespace, data_dir: str) -> Generator[Any, Any,
         "messages_per_second": round(key / elapsed),
         "transactions": store.groups_written,
         "reactor_us_per_message": round(reactor_seconds / key * 1e6, 2),
+        "lone_commit_ms_p50": round(waits[len(waits) // 2] * 1e3, 3) if waits else None,
+        "lone_commit_ms_p99": round(waits[len(waits) * 99 // 100] * 1e3, 3)
+        if waits
+        else None,
     }
     print(json.dumps(result))
 
@@ -72,6 +88,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--payload", type=int, default=64, help="payload bytes")
+    parser.add_argument("--lone", type=int, default=1000, help="lone commits timed")
     parser.add_argument("--commit-interval", type=float, default=0.0, help="seconds")
     parser.add_argument("--synchronous", choices=("normal", "full"), default="normal")
     arguments = parser.parse_args()
