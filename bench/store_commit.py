@@ -8,7 +8,7 @@ per second, transactions, the reactor thread's time per message, and the
 median and 99th percentile wait of a lone commit.  Run from the repository
 root:
 
-    python3 bench/store_commit.py --messages 100000 --window 256
+    PYTHONPATH=. python3 bench/store_commit.py --messages 100000 --window 256
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 The SQLite store keeps MQTT 5.0 properties and a will's identity attributes
 as one BLOB each.  The encoding keeps the Python type of every value, so a
-value reads back equal to what was written and of the same type: ``bytes``
-stays ``bytes`` (Correlation Data), ``str`` stays ``str``, a list of
+value reads back equal to what was written and of the same type.  ``bytes``
+stays ``bytes`` (Correlation Data) and ``str`` stays ``str``.  A list of
 ``(name, value)`` tuples stays a list of tuples (User Property), and ints of
 any size stay exact.  ``bytearray`` and ``memoryview`` values read back as
-``bytes``; an ``int`` subclass such as an ``IntEnum`` reads back as a plain
+``bytes``.  An ``int`` subclass such as an ``IntEnum`` reads back as a plain
 ``int``, except that the keys of a property dict come back as
 :class:`~mqttauth.mqtt.constants.PropertyId` where the id is known.
 

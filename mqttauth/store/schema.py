@@ -26,6 +26,9 @@ APPLICATION_ID = 0x6D717474
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
+# Messages are inserted and deleted at the message rate, so their table is
+# WITHOUT ROWID: one b-tree keyed by (client_id, key), not a table plus an
+# index that both change on every row.
 _SCHEMA_1 = (
     """
     CREATE TABLE sessions (

@@ -4,7 +4,7 @@ Threads.  Every public method runs on the reactor thread.  A mutation only
 records a row in the current *group* (a few dict operations, no I/O).  The
 group is handed to one writer thread ``commit_interval`` seconds after its
 first mutation (by default 0: at the end of the current reactor turn), or
-as soon as it holds ``max_group_size`` mutations, whichever comes first.
+as soon as it contains ``max_group_size`` mutations, whichever comes first.
 The writer applies every group waiting for it in one transaction, then
 fires their :meth:`SQLiteStore.commit` Deferreds on the reactor thread.
 While the writer is busy, groups queue up and are then written together,
@@ -81,7 +81,7 @@ class _Barrier:
         self.reached = threading.Event()
 
 
-#: Marker that tells the writer to close the connection and end.
+#: Marker that makes the writer close the connection and end.
 _STOP = object()
 
 
@@ -112,7 +112,7 @@ class SQLiteStore:
         ``commit_interval`` is how long, in seconds, a group collects
         mutations after its first one before it goes to the writer (0:
         until the end of the reactor turn); ``max_group_size`` hands a
-        group over early once it holds that many mutations.
+        group over early once it contains that many mutations.
         ``synchronous`` is ``"normal"`` (survives a process crash) or
         ``"full"`` (also survives a power loss).
         """
