@@ -100,7 +100,8 @@ def parse_loopback_listener(description: str) -> LoopbackEndpoint:
     Accepts ``tcp:PORT[:interface=ADDRESS]`` and ``tcp:port=PORT:...`` whose
     interface is a loopback address.  Raises :class:`ConfigError` for any
     other endpoint, because a development broker must not be reachable
-    from other machines (an absent interface means every interface).
+    from other machines (an absent interface means every interface), and
+    for port 0, which the printed command lines could not name.
     """
     parts = _split_endpoint(description)
     kind, positional, keywords = parts[0], [], {}
@@ -125,7 +126,14 @@ def parse_loopback_listener(description: str) -> LoopbackEndpoint:
             f"add :interface=127.0.0.1 (or ::1), or configure a real deployment "
             f"without --dev",
         )
-    return LoopbackEndpoint(interface, int(port_text))
+    port = int(port_text)
+    if port == 0:
+        raise ConfigError(
+            "listen",
+            f"development mode prints client command lines that name the port, "
+            f"so it needs a fixed port, got {description!r}",
+        )
+    return LoopbackEndpoint(interface, port)
 
 
 def _split_endpoint(description: str) -> list[str]:

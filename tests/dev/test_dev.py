@@ -39,6 +39,7 @@ def test_listener_loopback_parsed(description: str, host: str, port: int) -> Non
         "ssl:8883:interface=127.0.0.1",
         "unix:/tmp/mqtt.sock",
         "tcp:interface=127.0.0.1",
+        "tcp:0:interface=127.0.0.1",
     ],
 )
 def test_listener_rejected(description: str) -> None:
