@@ -33,6 +33,7 @@ from mqttauth.mqtt.constants import (
     CONNACK_3_1_1_FOR_REASON,
     MQTT_5_0,
     ConnackReturnCode,
+    PacketType,
     PropertyId,
     ReasonCode,
 )
@@ -42,6 +43,7 @@ from mqttauth.mqtt.errors import (
     UnsupportedProtocolVersionError,
 )
 from mqttauth.mqtt.packets import Auth, Connack, Connect
+from mqttauth.mqtt.reason_codes import REASON_CODES_5
 
 from .session import NEVER_EXPIRES
 
@@ -62,9 +64,14 @@ _SERVER_SIDE = {
 
 
 def connack_code(reason_code: int, protocol_level: int) -> int:
-    """Return the CONNACK code for ``reason_code`` in the client's version."""
+    """Return the CONNACK code for ``reason_code`` in the client's version.
+
+    A 5.0 reason code that a CONNACK may not carry becomes 0x80.
+    """
     if protocol_level == MQTT_5_0:
-        return reason_code
+        if reason_code in REASON_CODES_5[PacketType.CONNACK]:
+            return reason_code
+        return ReasonCode.UNSPECIFIED_ERROR
     code = CONNACK_3_1_1_FOR_REASON.get(reason_code)
     if code is not None:
         return code
@@ -110,12 +117,9 @@ def reject_before_connack(protocol: MQTTServerProtocol, error: MQTTError) -> Non
     once the CONNECT has been read, and a close otherwise.
     """
     if isinstance(error, UnsupportedProtocolVersionError):
-        if error.protocol_level < MQTT_5_0:
-            protocol.protocol_level = 4
-            code = ConnackReturnCode.UNACCEPTABLE_PROTOCOL_VERSION
-        else:
-            protocol.protocol_level = MQTT_5_0
-            code = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+        # Levels below 5 get the 3.1.1 form, which MQTT 3.1 clients read too.
+        protocol.protocol_level = 4 if error.protocol_level < MQTT_5_0 else MQTT_5_0
+        code = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
         refuse(protocol, code, None, str(error))
         return
     if protocol.protocol_level == MQTT_5_0:

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from mqttauth.mqtt.codec import Decoder, encode
 from mqttauth.mqtt.constants import MQTT_5_0, PacketType, PropertyId, ReasonCode
 from mqttauth.mqtt.errors import MQTTError, ProtocolError
+from mqttauth.mqtt.reason_codes import REASON_CODES_5
 from mqttauth.mqtt.packets import (
     Auth,
     Connack,
@@ -577,7 +578,9 @@ class MQTTServerProtocol(Protocol):
             properties = (
                 {PropertyId.REASON_STRING: reason_string} if reason_string else {}
             )
-            self.send_control(Disconnect(reason_code, properties))
+            self.send_control(
+                Disconnect(disconnect_reason_code(reason_code), properties)
+            )
         self._end(publish_will=True, reason=reason)
         if self.transport is not None:
             self.transport.loseConnection()
@@ -611,6 +614,24 @@ class MQTTServerProtocol(Protocol):
         if interval == NEVER_EXPIRES and maximum == NEVER_EXPIRES:
             return NEVER_EXPIRES
         return min(interval, maximum)
+
+
+#: Codes that may end a CONNECT but not a connection, and the DISCONNECT
+#: code that stands for them.
+_AUTHENTICATION_FAILURES = frozenset({0x84, 0x85, 0x86, 0x8A, 0x8C})
+
+
+def disconnect_reason_code(reason_code: int) -> int:
+    """Return ``reason_code`` if a DISCONNECT may carry it, else the nearest one.
+
+    Authentication failures (such as 0x86 Bad User Name or Password, which
+    only a CONNACK may carry) become 0x87 Not authorized; the rest 0x80.
+    """
+    if reason_code in REASON_CODES_5[PacketType.DISCONNECT]:
+        return reason_code
+    if reason_code in _AUTHENTICATION_FAILURES:
+        return ReasonCode.NOT_AUTHORIZED
+    return ReasonCode.UNSPECIFIED_ERROR
 
 
 def _drop_problem_information(properties: dict[int, Any]) -> None:
