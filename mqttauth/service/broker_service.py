@@ -76,11 +76,14 @@ class BrokerService(Service):
         super().privilegedStartService()
         for service in self.plugin_services:
             service.privilegedStartService()
+        failure = None
         try:
             for listener in self.listeners:
                 listener.privilegedStartService()
         except ListenError as error:
-            self._fail(f"{error}; choose a free port or stop the process that holds it")
+            failure = f"{error}; choose another endpoint or stop the process using it"
+        if failure is not None:
+            self._fail(failure)
 
     def startService(self) -> None:
         super().startService()
@@ -88,10 +91,13 @@ class BrokerService(Service):
             log.info(text, **fields)
         for service in self.plugin_services:
             service.startService()
+        failure = None
         try:
             self.broker.start()
         except Exception as error:
-            self._fail(f"the broker could not restore its state: {error}")
+            failure = f"the broker could not restore its state: {error}"
+        if failure is not None:
+            self._fail(failure)
         for listener in self.listeners:
             listener.startService()
         self._install_sighup()

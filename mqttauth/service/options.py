@@ -418,21 +418,16 @@ def _metavar(kind: Any) -> str:
 
 # Plugin settings -----------------------------------------------------------
 
-#: Words that mark an option as a credential, unless the name ends with a word
-#: from _NOT_SECRET_SUFFIXES (a path or URL names where a secret is, and is
-#: not secret itself).
-_SECRET_WORDS = frozenset({"secret", "password", "token", "key", "passphrase"})
-_NOT_SECRET_SUFFIXES = frozenset(
-    {"file", "path", "url", "dir", "algorithm", "algorithms", "claim", "name", "id"}
+#: Last words of an option name that mark it as a credential.  A name that
+#: ends otherwise (``-path``, ``-url``, ``-size``) names something else.
+_SECRET_WORDS = frozenset(
+    {"secret", "password", "token", "key", "passphrase", "base64"}
 )
 
 
 def looks_secret(name: str) -> bool:
     """Return True when an option's name suggests it holds a credential."""
-    words = name.lower().replace("_", "-").split("-")
-    if words[-1] in _NOT_SECRET_SUFFIXES:
-        return False
-    return any(word in _SECRET_WORDS for word in words)
+    return name.lower().replace("_", "-").split("-")[-1] in _SECRET_WORDS
 
 
 def plugin_settings(owner: str, options: Iterable[PluginOption]) -> tuple[Setting, ...]:
@@ -463,8 +458,10 @@ def combine(
 ) -> tuple[tuple[Setting, ...], list[str]]:
     """Merge groups of settings in order; the first definition of a name wins.
 
-    Returns the settings and a list of notes about the options that were left
-    out because an earlier group already defines them, for the start-up log.
+    Plugins may declare a setting the service already has (``password-file``)
+    so that they also work elsewhere.  Returns the settings and, for the
+    start-up log, a note for each such option whose environment variable
+    differs from the one in force.
     """
     combined: dict[str, Setting] = {}
     notes = []
@@ -473,9 +470,9 @@ def combine(
             first = combined.get(setting.name)
             if first is None:
                 combined[setting.name] = setting
-            elif first.owner != setting.owner:
+            elif first.env != setting.env:
                 notes.append(
-                    f"option {setting.option} of {setting.owner} is the one "
-                    f"{first.owner} defines"
+                    f"Option {setting.option} of {setting.owner} reads "
+                    f"{first.env} (as {first.owner} defines it), not {setting.env}"
                 )
     return tuple(combined.values()), notes

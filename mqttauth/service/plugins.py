@@ -64,6 +64,14 @@ def _module_of(plugin: Any) -> str:
     return type(plugin).__module__
 
 
+def _same_plugin(first: Any, second: Any) -> bool:
+    # A plugin module that imports another module's plugin object, or makes
+    # its own instance of the same class, offers the same plugin twice.
+    if first is second:
+        return True
+    return not isinstance(first, types.ModuleType) and type(first) is type(second)
+
+
 def catalog(kind: str, plugins: Iterable[Any]) -> PluginCatalog:
     """Index ``plugins`` by name, recording names that two plugins claim."""
     result = PluginCatalog(kind=kind)
@@ -72,7 +80,9 @@ def catalog(kind: str, plugins: Iterable[Any]) -> PluginCatalog:
         name = getattr(plugin, "name", None)
         if not isinstance(name, str) or not name:
             continue
-        if name in result.plugins and result.plugins[name] is not plugin:
+        if name in result.plugins:
+            if _same_plugin(result.plugins[name], plugin):
+                continue
             claimants = result.conflicts.setdefault(name, [modules[name]])
             claimants.append(_module_of(plugin))
             continue
