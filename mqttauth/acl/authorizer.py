@@ -2,9 +2,9 @@
 
 The file is either in Mosquitto's ``acl_file`` syntax or in the CSV row
 syntax (see :mod:`mqttauth.acl.mosquitto` and :mod:`mqttauth.acl.tabular`).
-With format ``auto`` a file whose name ends in ``.csv`` is read as CSV, and
-any other file by its content: when the first word of its first line that is
-neither blank nor a comment is ``topic``, ``pattern``, ``user`` or
+With format ``auto`` a file whose name ends in ``.csv`` is read as CSV.  Any
+other file is judged by its first line that is neither blank nor a comment:
+when that line's first word is ``topic``, ``pattern``, ``user`` or
 ``group``, the file is in Mosquitto's syntax, otherwise it is CSV.  Inline
 rules (``MQTTAUTH_ACL_RULES``) are always CSV.  When both a file and inline
 rules are given, the rules of both apply.
@@ -76,7 +76,7 @@ class AclAuthorizer:
     """Decide PUBLISH and SUBSCRIBE from ACL rules, reloadable from a file.
 
     Decisions are plain booleans, never Deferreds.  When no rule decides,
-    the answer is ``False`` (deny), or ``None`` (ask the next authorizer)
+    the result is ``False`` (deny), or ``None`` (ask the next authorizer)
     when ``no_match`` is ``"next"``.
     """
 

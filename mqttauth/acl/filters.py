@@ -12,10 +12,10 @@ three questions answered about those sets:
 
 Filters are tuples of levels.  A level is ``"+"`` or ``"#"`` for the
 wildcards, any other string for a literal level (empty strings included).
-The matching rules are those of MQTT 5.0 section 4.7: ``+`` matches exactly
-one level, ``#`` matches the parent level and any number of levels below it
-(so ``a/#`` matches ``a``), and a topic whose first level starts with ``$``
-is not matched by a filter whose first level is a wildcard.
+The matching rules are those of MQTT 5.0 section 4.7.  ``+`` matches exactly
+one level.  ``#`` matches the parent level and any number of levels below it,
+so ``a/#`` matches ``a``.  A topic whose first level starts with ``$`` is not
+matched by a filter whose first level is a wildcard.
 
 The module is pure: no I/O, no logging.
 """
@@ -163,10 +163,10 @@ def _has_multi_at(candidates: Sequence[Filter], index: int, dollar_first: bool) 
 def _covers_multi_tail(candidates: Sequence[Filter], index: int) -> bool:
     """Decide coverage of a requested ``#`` standing at ``index``.
 
-    At each depth the topic that ends there must be matched (except at depth
-    0, since a topic has at least one level), and the deeper topics, whose
-    next level can be any value, can only be matched by rules with ``+``
-    there.  The candidates shrink at every step, so the loop ends.
+    At each depth the topic that ends there must be matched, except at depth
+    0 because a topic has at least one level.  The deeper topics can have any
+    value at the next level, so only rules with ``+`` there can match them.
+    The candidates shrink at every step, so the loop ends.
     """
     while True:
         if _has_multi_at(candidates, index, False):

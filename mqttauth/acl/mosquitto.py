@@ -93,9 +93,9 @@ def _parse_topic_line(
     if not rest:
         return f"missing topic after {keyword!r}"
 
-    # Mosquitto's reading: with a single word after the keyword, that word
-    # is the topic; otherwise the first word is the access and the rest of
-    # the line (spaces included) is the topic.
+    # As in Mosquitto, a single word after the keyword is the topic.  With
+    # more words, the first is the access and the rest of the line, spaces
+    # included, is the topic.
     word, topic = _split_word(rest)
     if not topic:
         access, outcome = Access.READWRITE, Outcome.ALLOW

@@ -3,7 +3,7 @@
 A :class:`Rule` pairs a topic template with an access (read, write or both),
 an outcome (ALLOW or DENY) and a condition on the identity.  A
 :class:`RuleSet` turns the rules that apply to one identity into concrete
-topic filters once (the identity's :class:`IdentityPolicy`) and answers every
+topic filters once (the identity's :class:`IdentityPolicy`) and decides every
 later PUBLISH and SUBSCRIBE check of that identity from it.
 
 Evaluation of one request, in this order:
@@ -49,8 +49,11 @@ ANONYMOUS_ATTRIBUTE = "anonymous"
 
 
 class Access(enum.IntFlag):
-    """What a rule grants or denies: reading (subscribing to, and receiving
-    from, a topic), writing (publishing to it), or both."""
+    """The access a rule grants or denies.
+
+    READ is subscribing to a topic and receiving from it, WRITE is
+    publishing to it.
+    """
 
     READ = 1
     WRITE = 2
@@ -112,10 +115,10 @@ class TopicTemplate:
     Placeholders are ``{username}``, ``{clientid}``, ``{organization}`` and
     ``{group}``, with Mosquitto's ``%u`` and ``%c`` as aliases of the first
     two.  A placeholder may stand for a whole level or part of one
-    (``dev-{clientid}``).  Its value is inserted literally, and a value that
+    (``dev-{clientid}``).  Its value is inserted literally.  A value that
     could widen the filter makes the template produce nothing: a value that
-    is empty or ``None``, contains ``+``, ``#``, ``/`` or U+0000, or starts
-    with ``$`` where it would begin the topic.
+    is empty or ``None``, that contains ``+``, ``#``, ``/`` or U+0000, or
+    that starts with ``$`` where it would begin the topic.
     """
 
     text: str
@@ -195,8 +198,8 @@ class TopicTemplate:
 
 
 def _skeleton_replacement(match: re.Match[str]) -> str:
-    # Placeholders become a neutral letter, so the wildcard check sees the
-    # literal structure of the template.
+    # Placeholders become a neutral letter, so that the wildcard check runs
+    # on the literal structure of the template.
     return "x"
 
 
@@ -415,7 +418,7 @@ _IdentityKey = tuple[str, str, str | None, tuple[str, ...], bool]
 class RuleSet:
     """An immutable list of rules with a bounded cache of identity policies.
 
-    The broker asks about the same few identities over and over, so each
+    The broker checks the same few identities over and over, so each
     identity's :class:`IdentityPolicy` is built once and kept, up to
     ``identity_cache_size`` identities (oldest dropped first).  Replace the
     whole RuleSet to change rules; the caches go with it.
@@ -466,7 +469,7 @@ class AclSyntaxError(ValueError):
     """A rule file or rule text that cannot be parsed.
 
     ``source`` names the file (or the setting for inline rules), ``line`` is
-    the 1-based line number, and ``reason`` says what is wrong there.
+    the 1-based line number, and ``reason`` describes what is wrong there.
     """
 
     def __init__(self, source: str, line: int, reason: str) -> None:

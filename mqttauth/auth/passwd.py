@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("file", metavar="FILE", help="the password file")
     parser.add_argument("username", metavar="USERNAME", help="the user to change")
+
     action = parser.add_mutually_exclusive_group()
     action.add_argument(
         "-c",
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument(
         "-D", "--delete", action="store_true", help="remove the user from FILE"
     )
+
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(
         "--password",
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the new password from the first line of standard input",
     )
+
     parser.add_argument(
         "--groups",
         metavar="G1,G2",
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class PasswdError(Exception):
-    """A request the command cannot carry out; the message says why."""
+    """A request the command cannot carry out; the message gives the reason."""
 
 
 def main(argv: list[str]) -> int:

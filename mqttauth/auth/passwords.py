@@ -49,7 +49,7 @@ PBKDF2 = "7"
 SHA512 = "6"
 SALT_LENGTH = 12
 DIGEST_LENGTH = 64
-#: PBKDF2 iterations the passwd command uses unless told otherwise.  More
+#: PBKDF2 iterations the passwd command uses without ``--iterations``.  More
 #: iterations slow an attacker who has the file, and every CONNECT as well.
 DEFAULT_ITERATIONS = 1000
 #: Checks with more PBKDF2 iterations than this run in the reactor's thread
@@ -221,9 +221,9 @@ _REJECTION = "bad user name or password"
 class PasswordFileAuthenticator:
     """Check the CONNECT User Name and Password against a password file.
 
-    Every failure answers 0x86 Bad User Name or Password with the same
-    Reason String, so a client cannot tell an unknown user from a wrong
-    password; an unknown user costs one hash too, for the same reason.
+    Every failure gets 0x86 Bad User Name or Password with the same Reason
+    String, so a client cannot tell an unknown user from a wrong password.
+    For the same reason an unknown user costs one hash computation too.
     """
 
     methods: tuple[str, ...] = ()

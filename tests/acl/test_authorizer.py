@@ -73,7 +73,7 @@ def test_reload_puts_new_rules_in_force(tmp_path):
     assert events[-1]["count"] == 1
 
 
-def test_reload_keeps_old_rules_on_broken_file(tmp_path):
+def test_reload_broken_file_keeps_rules(tmp_path):
     path = tmp_path / "acl"
     authorizer = AclAuthorizer(write(path, "pattern a/%u\n"))
     assert authorizer.authorize_publish(ALICE, "a/alice", 0, False) is True
@@ -88,7 +88,7 @@ def test_reload_keeps_old_rules_on_broken_file(tmp_path):
     assert event["path"] == str(path)
 
 
-def test_reload_keeps_old_rules_on_missing_file(tmp_path):
+def test_reload_missing_file_keeps_rules(tmp_path):
     path = tmp_path / "acl"
     authorizer = AclAuthorizer(write(path, "pattern a/%u\n"))
     events = capture_log(authorizer)

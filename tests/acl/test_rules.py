@@ -147,7 +147,7 @@ def test_group_placeholder_skips_bad_groups():
     assert rules.may_publish(who, "g/a/b/x") is None
 
 
-def test_group_placeholder_without_groups_matches_nothing():
+def test_group_placeholder_without_groups():
     rules = csv_rules("g/{group}/#, ALL, , ALLOW")
     assert rules.may_publish(identity(), "g/x/y") is None
 

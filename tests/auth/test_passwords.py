@@ -174,7 +174,7 @@ def test_reload_picks_up_users(tmp_path):
     assert authenticator.authenticate(request("bob", b"b")).identity.principal == "bob"
 
 
-def test_reload_keeps_old_users_on_broken_file(tmp_path):
+def test_reload_broken_file_keeps_users(tmp_path):
     path = tmp_path / "passwords"
     path.write_text(
         f"alice:{PasswordHash.create(b'a', 2).encode()}\n", encoding="utf-8"
