@@ -433,6 +433,7 @@ class RuleSet:
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._policies: dict[_IdentityKey, IdentityPolicy] = {}
+        self._by_object: dict[int, tuple[Identity, IdentityPolicy]] = {}
         self._identity_cache_size = identity_cache_size
         self._decision_cache_size = decision_cache_size
 
@@ -441,6 +442,13 @@ class RuleSet:
 
     def policy_for(self, identity: Identity) -> IdentityPolicy:
         """Return the identity's policy, building it on first use."""
+        # Fast path: a connection passes the same Identity object on every
+        # call.  The cache holds the object itself, so its id() cannot be
+        # reused by another object while the entry exists.
+        entry = self._by_object.get(id(identity))
+        if entry is not None and entry[0] is identity:
+            return entry[1]
+
         key: _IdentityKey = (
             identity.principal,
             identity.client_id,
@@ -454,6 +462,9 @@ class RuleSet:
             if len(self._policies) >= self._identity_cache_size:
                 del self._policies[next(iter(self._policies))]
             self._policies[key] = policy
+        if len(self._by_object) >= self._identity_cache_size:
+            del self._by_object[next(iter(self._by_object))]
+        self._by_object[id(identity)] = (identity, policy)
         return policy
 
     def may_publish(self, identity: Identity, topic: str) -> bool | None:

@@ -215,8 +215,16 @@ def test_caches_stay_bounded():
         for topic in ("x", "y", "z"):
             assert rules.may_publish(identity(principal=name), f"t/{name}/{topic}")
     assert len(rules._policies) == 2
+    assert len(rules._by_object) == 2
     policy = rules.policy_for(identity(principal="c"))
     assert len(policy._publish_cache) == 2
+
+
+def test_equal_identities_share_policy():
+    rules = csv_rules("t/{username}, ALL, , ALLOW")
+    first = rules.policy_for(identity(principal="a"))
+    assert rules.policy_for(identity(principal="a")) is first
+    assert rules.policy_for(identity(principal="b")) is not first
 
 
 def test_requirement_for_groups():
