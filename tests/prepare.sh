@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check '.[test]'
 
-if ! command -v mosquitto_sub >/dev/null 2>&1 || ! command -v mosquitto >/dev/null 2>&1; then
+# The mosquitto package brings the broker and mosquitto_passwd, which the
+# password-file tests use to write files in Mosquitto's own format.
+if ! command -v mosquitto_sub >/dev/null 2>&1 || ! command -v mosquitto >/dev/null 2>&1 \
+    || ! command -v mosquitto_passwd >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients
