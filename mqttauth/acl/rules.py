@@ -91,7 +91,7 @@ class Requirement:
         """Return whether the identity passes this test."""
         attribute = self.attribute
         if attribute is Attribute.USERNAME:
-            return identity.principal == self.value
+            return _username(identity) == self.value
         if attribute is Attribute.CLIENTID:
             return identity.client_id == self.value
         if attribute is Attribute.ORGANIZATION:
@@ -112,8 +112,8 @@ _LevelPart = str | Attribute
 class TopicTemplate:
     """A topic filter that may contain placeholders.
 
-    Placeholders are ``{username}``, ``{clientid}``, ``{organization}`` and
-    ``{group}``, with Mosquitto's ``%u`` and ``%c`` as aliases of the first
+    Placeholders are ``{username}`` (the principal, and no value for an
+    anonymous identity), ``{clientid}``, ``{organization}`` and ``{group}``, with Mosquitto's ``%u`` and ``%c`` as aliases of the first
     two.  A placeholder may stand for a whole level or part of one
     (``dev-{clientid}``).  Its value is inserted literally.  A value that
     could widen the filter makes the template produce nothing: a value that
@@ -234,7 +234,7 @@ def _starts_with_literal_dollar(level: tuple[_LevelPart, ...]) -> bool:
 
 def _attribute_value(identity: Identity, attribute: Attribute) -> str | None:
     if attribute is Attribute.USERNAME:
-        return identity.principal
+        return _username(identity)
     if attribute is Attribute.CLIENTID:
         return identity.client_id
     return identity.organization
@@ -268,6 +268,18 @@ class Rule:
         if self.anonymous_only and not is_anonymous(identity):
             return False
         return all(requirement.holds(identity) for requirement in self.requirements)
+
+
+def _username(identity: Identity) -> str | None:
+    """Return the user name that rules see: none for an anonymous identity.
+
+    As in Mosquitto, a client that sent no User Name matches no ``user``
+    section, ``username=`` test or ``{username}`` rule, whatever principal
+    the authenticator gave it for the logs.
+    """
+    if is_anonymous(identity):
+        return None
+    return identity.principal
 
 
 def is_anonymous(identity: Identity) -> bool:

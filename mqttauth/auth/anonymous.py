@@ -1,11 +1,12 @@
 """The ``anonymous`` authenticator: every client is let in, for development.
 
 Nothing is verified.  The identity's principal is the CONNECT User Name when
-the client sent one, else its client identifier, so a client can claim any
-principal it likes: use this only where every client is trusted.  A client
-that sent no User Name is marked anonymous (``attributes["anonymous"]`` is
-``True``), which is what Mosquitto-style ACL ``topic`` lines above the first
-``user`` or ``group`` line apply to.
+the client sent one, so a client can claim any principal it likes: use this
+only where every client is trusted.  A client that sent no User Name gets its
+client identifier as principal, for the logs, and is marked anonymous
+(``attributes["anonymous"]`` is ``True``).  The ACL treats such an identity
+as having no user name, as Mosquitto does, and applies to it the
+Mosquitto-style ``topic`` lines above the first ``user`` or ``group`` line.
 """
 
 from __future__ import annotations

@@ -198,6 +198,14 @@ def test_anonymous_only_rule():
     assert rules.may_subscribe(identity(), "pub/#") is None
 
 
+def test_anonymous_has_no_username():
+    rules = csv_rules("u/{username}, ALL, , ALLOW", "x, ALL, username=c1, ALLOW")
+    anonymous = identity(principal="c1", **{ANONYMOUS_ATTRIBUTE: True})
+    assert rules.may_publish(anonymous, "u/c1") is None
+    assert rules.may_publish(anonymous, "x") is None
+    assert rules.may_publish(identity(principal="c1"), "u/c1") is True
+
+
 def test_cache_keeps_identities_apart():
     rules = csv_rules("t/{username}, ALL, , ALLOW")
     assert rules.may_publish(identity(principal="a"), "t/a") is True
