@@ -200,7 +200,11 @@ class BrokerService(Service):
         return reloading
 
     def _reloaded(self, result: object, label: str) -> None:
-        log.info("Reloaded {plugin}", plugin=label)
+        # The built-in plugins return False when they kept their old state.
+        if result is False:
+            log.warn("Reloading {plugin} failed; it keeps its previous state", plugin=label)
+        else:
+            log.info("Reloaded {plugin}", plugin=label)
 
     def _reload_failed(self, failure: Failure, label: str) -> None:
         log.failure(
