@@ -1,6 +1,8 @@
 """Rule evaluation: placeholders, conditions, DENY over ALLOW, subscriptions."""
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mqttauth.acl.mosquitto import parse_mosquitto_acl
 from mqttauth.acl.rules import (
@@ -272,3 +274,34 @@ def test_organization_username_scoping():
     assert rules.may_publish(app1_dev1, "t/app2/dev1/temp") is None
     assert rules.may_subscribe(app2_dev1, "t/app2/dev1/#") is True
     assert rules.may_subscribe(app2_dev1, "t/app2/#") is None
+
+
+VALUE_TEXT = st.text(alphabet="ab/+#$ ", max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    principal=VALUE_TEXT,
+    organization=st.none() | VALUE_TEXT,
+    groups=st.lists(VALUE_TEXT, max_size=3),
+    topic=st.lists(
+        st.sampled_from(["t", "a", "b", "ab", "$a", "", "g"]), min_size=1, max_size=5
+    ),
+)
+@example(principal="a", organization="b", groups=[], topic=["t", "b", "a", "x"])
+@example(principal="a", organization=None, groups=["#", "ab"], topic=["g", "ab"])
+def test_placeholders_never_widen(principal, organization, groups, topic):
+    rules = csv_rules(
+        "t/{organization}/{username}/#, ALL, , ALLOW",
+        "g/{group}, ALL, , ALLOW",
+    )
+    who = identity(principal=principal, organization=organization, groups=groups)
+    name = "/".join(topic)
+    if not rules.may_publish(who, name):
+        return
+    if topic[0] == "t":
+        assert topic[1:3] == [organization, principal]
+    else:
+        assert topic[0] == "g"
+        assert len(topic) == 2
+        assert topic[1] in groups
