@@ -10,13 +10,27 @@ from .constants import MQTT_3_1_1, MQTT_5_0, PacketType
 from .decoding import DECODERS, FIXED_FLAGS, decode_connect
 from .encoding import encode, encode_publish
 from .errors import MalformedPacketError, MQTTError, PacketTooLargeError, ProtocolError
-from .packets import Packet
+from .packets import Packet, Puback, Publish
 from .properties import decode_properties, encode_properties
 
 #: The largest packet MQTT can express: 1 + 4 + 268,435,455 bytes.
 MAX_PACKET_SIZE_LIMIT = 268_435_460
 
 _CONNECT = PacketType.CONNECT
+
+#: For each first byte of a valid PUBLISH fixed header: QoS, RETAIN and DUP.
+#: None for every other first byte (other packet types, QoS 3, DUP on QoS 0),
+#: which the fast path leaves to the full decoder.
+_PUBLISH_FLAGS: tuple[tuple[int, bool, bool] | None, ...] = tuple(
+    (
+        ((first >> 1) & 3, bool(first & 1), bool(first & 8))
+        if first >> 4 == PacketType.PUBLISH
+        and (first >> 1) & 3 != 3
+        and not (first & 8 and not (first >> 1) & 3)
+        else None
+    )
+    for first in range(256)
+)
 
 
 class Decoder:
@@ -78,11 +92,71 @@ class Decoder:
         """
         if self._error is not None:
             raise self._error
+        # Fast path for the common case: a whole PUBLISH or PUBACK with a
+        # one-byte Remaining Length and no properties. What the fast path is
+        # not sure of (an empty topic, properties, a bad value) goes to the
+        # full decoder, which decodes the packet again and raises if it must.
+        buffer = self._buffer
+        offset = self._offset
+        start = offset + 2
+        if start <= len(buffer) and self.protocol_level is not None:
+            first = buffer[offset]
+            length = buffer[offset + 1]
+            end = start + length
+            if (
+                length < 0x80
+                and end <= len(buffer)
+                and end - offset <= self.max_packet_size
+            ):
+                flags = _PUBLISH_FLAGS[first]
+                if flags is not None:
+                    publish = self._decode_short_publish(buffer, start, end, flags)
+                    if publish is not None:
+                        self._offset = end
+                        return publish
+                elif first == 0x40 and end == start + 2:
+                    packet_id = (buffer[start] << 8) | buffer[start + 1]
+                    if packet_id:
+                        self._offset = end
+                        return Puback(packet_id)
         try:
             return self._decode_next()
         except MQTTError as error:
             self._error = error
             raise
+
+    def _decode_short_publish(
+        self, buffer: bytes, start: int, end: int, flags: tuple[int, bool, bool]
+    ) -> Publish | None:
+        """Decode a PUBLISH body without properties, or return None.
+
+        None means "not the common case": the full decoder then decides.
+        """
+        if end - start < 2:
+            return None
+        stop = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
+        if stop > end or stop == start + 2:
+            return None
+        try:
+            topic = buffer[start + 2 : stop].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if "+" in topic or "#" in topic or "\x00" in topic:
+            return None
+        qos, retain, dup = flags
+        packet_id = None
+        if qos:
+            if stop + 2 > end:
+                return None
+            packet_id = (buffer[stop] << 8) | buffer[stop + 1]
+            if not packet_id:
+                return None
+            stop += 2
+        if self.protocol_level == MQTT_5_0:
+            if stop >= end or buffer[stop]:
+                return None
+            stop += 1
+        return Publish(topic, buffer[stop:end], qos, retain, dup, packet_id, {})
 
     def _merge_pending(self) -> None:
         """Join the unread rest of the buffer and the pending chunks."""

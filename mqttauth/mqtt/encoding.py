@@ -36,14 +36,6 @@ from .varint import MAX_VARIABLE_BYTE_INTEGER, encode_variable_byte_integer
 _T = PacketType
 _UINT16 = Struct(">H")
 
-#: The first byte of a PUBLISH for each (dup, qos, retain) combination.
-_PUBLISH_FIRST_BYTE = {
-    (dup, qos, retain): 0x30 | (dup << 3) | (qos << 1) | retain
-    for dup in (0, 1)
-    for qos in (0, 1, 2)
-    for retain in (0, 1)
-}
-
 
 def _frame(first_byte: int, body: bytes) -> bytes:
     length = len(body)
@@ -95,19 +87,6 @@ def _encode_connack(packet: Connack, level: int) -> tuple[int, bytes]:
     if level == MQTT_5_0:
         body += encode_property_block(packet.properties)
     return 0x20, body
-
-
-def _encode_publish(packet: Publish, level: int) -> tuple[int, bytes]:
-    if packet.qos not in (0, 1, 2):
-        raise ValueError(f"PUBLISH QoS must be 0, 1 or 2: {packet.qos!r}")
-    first = _PUBLISH_FIRST_BYTE[(int(packet.dup), packet.qos, int(packet.retain))]
-    parts = [encode_string(packet.topic)]
-    if packet.qos:
-        parts.append(_packet_id_bytes(packet.packet_id, "QoS 1 and 2 PUBLISH"))
-    if level == MQTT_5_0:
-        parts.append(encode_property_block(packet.properties))
-    parts.append(packet.payload)
-    return first, b"".join(parts)
 
 
 def _encode_ack(
@@ -195,7 +174,6 @@ def _encode_auth(packet: Auth, level: int) -> tuple[int, bytes]:
 _ENCODERS: dict[type[Any], Callable[[Any, int], tuple[int, bytes]]] = {
     Connect: _encode_connect,
     Connack: _encode_connack,
-    Publish: _encode_publish,
     Puback: _encode_ack,
     Pubrec: _encode_ack,
     Pubrel: _encode_ack,
@@ -218,11 +196,48 @@ def encode(packet: Packet, protocol_level: int) -> bytes:
     A CONNECT is written with ``protocol_level``, not its own field. Raises
     ValueError for a packet that cannot be encoded.
     """
+    if type(packet) is Publish:
+        if "\x00" in packet.topic:
+            raise ValueError(f"topic contains U+0000: {packet.topic!r}")
+        properties = packet.properties
+        return encode_publish(
+            packet.topic,
+            packet.payload,
+            packet.qos,
+            packet.retain,
+            packet.dup,
+            packet.packet_id,
+            encode_properties(properties) if properties else b"",
+            protocol_level,
+        )
     encoder = _ENCODERS.get(type(packet))
     if encoder is None:
         raise ValueError(f"not an MQTT packet: {packet!r}")
     first, body = encoder(packet, protocol_level)
     return _frame(first, body)
+
+
+def _short_header(topic_length: int, has_packet_id: bool, level: int) -> Struct:
+    """Return the cached Struct for a PUBLISH header with a one-byte length.
+
+    The Struct packs the first byte, the Remaining Length, the topic, the
+    Packet Identifier when there is one, and on 5.0 a Property Length of 0.
+    """
+    key = (topic_length, has_packet_id, level == MQTT_5_0)
+    header = _SHORT_HEADERS.get(key)
+    if header is None:
+        layout = f">BBH{topic_length}s"
+        if has_packet_id:
+            layout += "H"
+        if level == MQTT_5_0:
+            layout += "B"
+        header = _SHORT_HEADERS[key] = Struct(layout)
+    return header
+
+
+#: Structs by (topic length, has Packet Identifier, is 5.0). A one-byte
+#: Remaining Length limits the topic to under 128 bytes, so this stays small.
+_SHORT_HEADERS: dict[tuple[int, bool, bool], Struct] = {}
 
 
 def encode_publish(
@@ -239,27 +254,54 @@ def encode_publish(
 
     ``properties`` is already-encoded property bytes without the length
     prefix (``b""`` for none, see ``encode_properties``); it is ignored on
-    level 4. Raises ValueError for QoS 1 or 2 without a Packet Identifier.
+    level 4. The topic is encoded but not validated: it is expected to come
+    from a decoded packet or ``validate_topic_name``. Raises ValueError for
+    QoS 1 or 2 without a Packet Identifier, DUP on QoS 0, a QoS other than
+    0, 1 and 2, and a topic of more than 65,535 bytes.
     """
     raw_topic = topic.encode("utf-8")
     topic_length = len(raw_topic)
-    if qos:
-        if packet_id is None or not 0 < packet_id < 65_536 or qos > 2:
+    if qos == 0:
+        if dup:
+            raise ValueError("PUBLISH with DUP set on QoS 0")
+        length = topic_length + 2 + len(payload)
+    elif qos == 1 or qos == 2:
+        if packet_id is None or not 0 < packet_id < 65_536:
             raise ValueError(
-                f"QoS {qos!r} PUBLISH needs a Packet Identifier: {packet_id!r}"
+                f"QoS {qos} PUBLISH needs a Packet Identifier 1..65535: {packet_id!r}"
             )
-        head = _UINT16.pack(topic_length) + raw_topic + _UINT16.pack(packet_id)
+        length = topic_length + 4 + len(payload)
     else:
-        head = _UINT16.pack(topic_length) + raw_topic
-    if protocol_level == MQTT_5_0:
-        head += encode_variable_byte_integer(len(properties)) + properties
+        raise ValueError(f"PUBLISH QoS must be 0, 1 or 2: {qos!r}")
+    first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    is_5 = protocol_level == MQTT_5_0
+    if is_5:
+        length += len(properties) + 1
+    if length < 128 and not (is_5 and properties):
+        header = _short_header(topic_length, qos > 0, protocol_level)
+        if qos and is_5:
+            fields = header.pack(first, length, topic_length, raw_topic, packet_id, 0)
+        elif qos:
+            fields = header.pack(first, length, topic_length, raw_topic, packet_id)
+        elif is_5:
+            fields = header.pack(first, length, topic_length, raw_topic, 0)
+        else:
+            fields = header.pack(first, length, topic_length, raw_topic)
+        return fields + payload
     if topic_length > 65_535:
         raise ValueError(f"topic of {topic_length} bytes exceeds 65535 bytes")
-    first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    length = len(head) + len(payload)
-    if length < 128:
-        return bytes((first, length)) + head + payload
-    return bytes((first,)) + encode_variable_byte_integer(length) + head + payload
+    parts = [_UINT16.pack(topic_length), raw_topic]
+    if qos:
+        parts.append(_UINT16.pack(packet_id))
+    if is_5:
+        property_length = encode_variable_byte_integer(len(properties))
+        length += len(property_length) - 1
+        parts.append(property_length)
+        parts.append(properties)
+    parts.append(payload)
+    if length > MAX_VARIABLE_BYTE_INTEGER:
+        raise ValueError(f"PUBLISH body of {length} bytes exceeds 268435455 bytes")
+    return bytes((first,)) + encode_variable_byte_integer(length) + b"".join(parts)
 
 
 __all__ = ["encode", "encode_properties", "encode_publish"]

@@ -11,7 +11,7 @@ when a packet is encoded or decoded as 3.1.1.
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .constants import PROTOCOL_NAME, MQTT_5_0, PacketType
+from .constants import MQTT_5_0, PROTOCOL_NAME, PacketType
 
 Properties = dict[int, Any]
 

@@ -44,6 +44,7 @@ CASES = [
     ("length of five bytes", 5, bytes.fromhex("30ffffffff01"), M),
     ("length not minimal 5.0", 5, bytes.fromhex("c08000"), M),
     ("first packet not connect", None, pkt(0xC0), P),
+    ("publish before connect", None, pkt(0x30, s("t"), "6869"), P),
     # CONNECT
     (
         "protocol name",

@@ -1,7 +1,16 @@
 import pytest
 
 from mqttauth.mqtt.codec import Decoder, encode, encode_properties, encode_publish
-from mqttauth.mqtt.packets import Connect, Packet, Publish
+from mqttauth.mqtt.packets import (
+    Auth,
+    Connect,
+    Packet,
+    Puback,
+    Publish,
+    Subscribe,
+    Unsubscribe,
+    Will,
+)
 
 from .samples import SAMPLES_3_1_1, SAMPLES_5_0
 
@@ -57,3 +66,57 @@ def test_encode_publish_carries_properties() -> None:
     assert decode_all(fast, 5) == [
         Publish("t", b"p", 1, packet_id=3, properties=properties)
     ]
+
+
+@pytest.mark.parametrize(
+    ("qos", "dup", "packet_id"),
+    [
+        (1, False, None),
+        (2, False, 0),
+        (1, False, 65536),
+        (0, True, None),
+        (3, False, 1),
+        (-1, False, 1),
+    ],
+)
+def test_encode_publish_invalid(qos: int, dup: bool, packet_id: int | None) -> None:
+    with pytest.raises(ValueError):
+        encode_publish("t", b"", qos, False, dup, packet_id, b"", 4)
+
+
+def test_encode_publish_long_topic() -> None:
+    with pytest.raises(ValueError):
+        encode_publish("t" * 65536, b"", 0, False, False, None, b"", 5)
+
+
+@pytest.mark.parametrize("topic", ["a\x00", "\ud800"])
+def test_encode_invalid_topic(topic: str) -> None:
+    with pytest.raises(ValueError):
+        encode(Publish(topic), 5)
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        Publish("t", qos=1),
+        Subscribe(1, []),
+        Unsubscribe(1, []),
+        Puback(0),
+        Connect("c", password=b"p"),
+        Connect("c", will=Will("w", b"", qos=3)),
+    ],
+    ids=repr,
+)
+def test_encode_invalid_packet_3_1_1(packet: Packet) -> None:
+    with pytest.raises(ValueError):
+        encode(packet, 4)
+
+
+def test_encode_auth_on_3_1_1() -> None:
+    with pytest.raises(ValueError):
+        encode(Auth(), 4)
+
+
+def test_encode_not_a_packet() -> None:
+    with pytest.raises(ValueError):
+        encode("PUBLISH", 4)  # type: ignore[arg-type]

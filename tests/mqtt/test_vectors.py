@@ -225,3 +225,13 @@ def test_short_vector_decode(level: int, encoded: str, packet: Packet) -> None:
 @pytest.mark.parametrize(("level", "encoded", "packet"), SHORT_VECTORS)
 def test_short_vector_encode(level: int, encoded: str, packet: Packet) -> None:
     assert encode(packet, level).hex() == encoded
+
+
+def test_publish_nonminimal_length_3_1_1() -> None:
+    # Remaining Length 7 written in two bytes (87 00), which 3.1.1 allows;
+    # the packets after it must still be found at the right offset.
+    data = bytes.fromhex("3087000003612f626869") + bytes.fromhex("c000") * 200
+    decoder = Decoder(protocol_level=4)
+    decoder.feed(data)
+    assert decoder.next_packet() == Publish("a/b", b"hi")
+    assert decoder.next_packet() == Pingreq()
