@@ -58,6 +58,8 @@ class FakeClient:
         )
         self.protocol.makeConnection(self.transport)
         self.decoder = Decoder(protocol_level=protocol_level)
+        #: Packets that arrived with the CONNACK, returned by the next received().
+        self._early: list[Packet] = []
 
     def send(self, packet: Packet) -> None:
         self.protocol.dataReceived(encode(packet, self.protocol_level))
@@ -67,7 +69,7 @@ class FakeClient:
         data = self.transport.value()
         self.transport.clear()
         self.decoder.feed(data)
-        packets = []
+        packets, self._early = self._early, []
         while (packet := self.decoder.next_packet()) is not None:
             packets.append(packet)
         return packets
@@ -78,6 +80,7 @@ class FakeClient:
         assert packets, "no CONNACK"
         connack = packets[0]
         assert isinstance(connack, Connack)
+        self._early = packets[1:]
         return connack
 
     @property
