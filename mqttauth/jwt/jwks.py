@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -250,10 +250,10 @@ class JWKSKeySource(Service):
         self._schedule(self._background_delay(max_age), "background")
 
     def _fetch_failed(self, failure: Failure, *, timed_out: bool) -> None:
-        if timed_out and failure.check(CancelledError):
-            reason = f"no complete response within {self.timeout:g} s"
-        elif failure.check(CancelledError) and not self.running:
+        if not self.running:
             return
+        if timed_out:
+            reason = f"no complete response within {self.timeout:g} s"
         else:
             reason = failure.getErrorMessage() or repr(failure.value)
         delay = min(

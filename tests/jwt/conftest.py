@@ -71,3 +71,31 @@ def ed25519_key() -> jwk.OKPKey:
 @pytest.fixture(scope="session")
 def secret() -> bytes:
     return secrets.token_bytes(64)
+
+
+class CapturedLog:
+    """Every log event emitted while the fixture is active, formatted."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def messages(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(event) for event in self.events]
+
+    def matching(self, text: str) -> list[str]:
+        return [message for message in self.messages() if text in message]
+
+
+@pytest.fixture
+def captured_log() -> Any:
+    from twisted.logger import globalLogPublisher
+
+    log = CapturedLog()
+    globalLogPublisher.addObserver(log)
+    yield log
+    globalLogPublisher.removeObserver(log)
