@@ -23,7 +23,7 @@ from mqttauth.mqtt.packets import Publish  # noqa: E402
 
 TOPIC = "sensors/device-0017/temperature"
 PAYLOAD = bytes(range(64))
-#: Twisted hands a protocol at most 64 KiB per read from a TCP socket.
+#: Twisted (26.10) reads a TCP socket 64 KiB at a time (FileDescriptor.bufferSize).
 CHUNK_SIZE = 65_536
 
 

@@ -3,7 +3,7 @@
 The decoder works like h11: the connection feeds it bytes as they arrive,
 split anywhere, and pulls whole packets out. It never does I/O and never
 logs. Bad input raises a subclass of :class:`MQTTError` that carries the
-MQTT 5.0 reason code to answer with; the connection must then be closed.
+MQTT 5.0 reason code for the reply, and the connection must then be closed.
 """
 
 from .constants import MQTT_3_1_1, MQTT_5_0, PacketType

@@ -54,17 +54,19 @@ _TOPIC_ALIAS = PropertyId.TOPIC_ALIAS
 Decode = Callable[[int, bytes, int, int, int], Packet]
 
 
-def _check_end(offset: int, end: int, what: str) -> None:
+def _check_end(offset: int, end: int, last_field: str) -> None:
     if offset != end:
-        raise MalformedPacketError(f"{end - offset} unexpected bytes after the {what}")
+        raise MalformedPacketError(
+            f"{end - offset} unexpected bytes after the {last_field}"
+        )
 
 
-def _read_packet_id(data: bytes, offset: int, end: int, what: str) -> int:
+def _read_packet_id(data: bytes, offset: int, end: int, packet_name: str) -> int:
     if offset + 2 > end:
-        raise MalformedPacketError(f"{what} too short for a Packet Identifier")
+        raise MalformedPacketError(f"{packet_name} too short for a Packet Identifier")
     packet_id = (data[offset] << 8) | data[offset + 1]
     if packet_id == 0:
-        raise ProtocolError(f"{what} with Packet Identifier 0")
+        raise ProtocolError(f"{packet_name} with Packet Identifier 0")
     return packet_id
 
 
@@ -84,17 +86,18 @@ def _check_message_properties(properties: dict[int, Any]) -> None:
         raise ProtocolError(f"Response Topic is not a topic name: {response_topic!r}")
 
 
-def _check_authentication(properties: dict[int, Any], what: str) -> None:
+def _check_authentication(properties: dict[int, Any], packet_name: str) -> None:
     if _AUTHENTICATION_DATA in properties and _AUTHENTICATION_METHOD not in properties:
         raise ProtocolError(
-            f"{what} has Authentication Data but no Authentication Method"
+            f"{packet_name} has Authentication Data but no Authentication Method"
         )
 
 
 def decode_connect(
     flags: int, data: bytes, start: int, end: int, level: int
 ) -> Connect:
-    """Decode a CONNECT body; ``level`` is ignored, the packet names its own.
+    """Decode a CONNECT body. The packet names its own level, so ``level`` is
+    ignored.
 
     A protocol name other than "MQTT" or a level other than 4 and 5 raises
     UnsupportedProtocolVersionError with the level the client sent.
@@ -153,7 +156,7 @@ def decode_connect(
 
 
 def _check_connect_flags(connect_flags: int, level: int) -> tuple[bool, int, bool]:
-    """Check the CONNECT flags; return the will flag, will QoS and will retain."""
+    """Check the CONNECT flags and return the will flag, QoS and retain."""
     if connect_flags & 0x01:
         raise MalformedPacketError("CONNECT reserved flag is set")
     has_will = bool(connect_flags & 0x04)
@@ -171,7 +174,7 @@ def _check_connect_flags(connect_flags: int, level: int) -> tuple[bool, int, boo
 def decode_connack(
     flags: int, data: bytes, start: int, end: int, level: int
 ) -> Connack:
-    """Decode a CONNACK body; on 3.1.1 ``reason_code`` is the return code."""
+    """Decode a CONNACK body. On 3.1.1 ``reason_code`` is the return code."""
     if end - start < 2:
         raise MalformedPacketError("CONNACK shorter than two bytes")
     acknowledge_flags = data[start]
@@ -306,14 +309,16 @@ def decode_subscribe(
 
 
 def _read_reason_codes(
-    data: bytes, offset: int, end: int, allowed: frozenset[int], what: str
+    data: bytes, offset: int, end: int, allowed: frozenset[int], packet_name: str
 ) -> list[int]:
     codes = list(data[offset:end])
     if not codes:
-        raise MalformedPacketError(f"{what} without reason codes")
+        raise MalformedPacketError(f"{packet_name} without reason codes")
     for code in codes:
         if code not in allowed:
-            raise MalformedPacketError(f"{what} with invalid reason code 0x{code:02X}")
+            raise MalformedPacketError(
+                f"{packet_name} with invalid reason code 0x{code:02X}"
+            )
     return codes
 
 
@@ -351,7 +356,7 @@ def decode_unsubscribe(
 def decode_unsuback(
     flags: int, data: bytes, start: int, end: int, level: int
 ) -> Unsuback:
-    """Decode an UNSUBACK body; 3.1.1 has only the Packet Identifier."""
+    """Decode an UNSUBACK body. On 3.1.1 it has only the Packet Identifier."""
     packet_id = _read_packet_id(data, start, end, "UNSUBACK")
     if level != MQTT_5_0:
         _check_end(start + 2, end, "UNSUBACK Packet Identifier")
@@ -381,7 +386,7 @@ def decode_pingresp(
 def decode_disconnect(
     flags: int, data: bytes, start: int, end: int, level: int
 ) -> Disconnect:
-    """Decode a DISCONNECT; on 5.0 reason code and properties may be omitted."""
+    """Decode a DISCONNECT. On 5.0 reason code and properties may be omitted."""
     if level != MQTT_5_0:
         _check_end(start, end, "DISCONNECT fixed header")
         return Disconnect()
@@ -400,8 +405,8 @@ def decode_auth(flags: int, data: bytes, start: int, end: int, level: int) -> Au
     """Decode an AUTH body (MQTT 5.0 only).
 
     An empty body means Success without properties. Otherwise the reason
-    code and a property block follow, and the Authentication Method is
-    required [MQTT-3.15.2.2.2].
+    code and a property block follow, and leaving out the Authentication
+    Method is a Protocol Error (MQTT 5.0 section 3.15.2.2.2).
     """
     if level != MQTT_5_0:
         raise MalformedPacketError("AUTH packet type is reserved in MQTT 3.1.1")
@@ -435,7 +440,7 @@ DECODERS: dict[int, Decode] = {
     _T.AUTH: decode_auth,
 }
 
-#: The required flag nibble per packet type; PUBLISH has its own flags.
+#: The required flag nibble per packet type. PUBLISH flags are checked apart.
 FIXED_FLAGS: dict[int, int] = {
     packet_type: 0 for packet_type in DECODERS if packet_type != _T.PUBLISH
 }

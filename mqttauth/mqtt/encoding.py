@@ -44,9 +44,11 @@ def _frame(first_byte: int, body: bytes) -> bytes:
     return bytes((first_byte,)) + encode_variable_byte_integer(length) + body
 
 
-def _packet_id_bytes(packet_id: int | None, what: str) -> bytes:
+def _packet_id_bytes(packet_id: int | None, packet_name: str) -> bytes:
     if packet_id is None or not 0 < packet_id < 65_536:
-        raise ValueError(f"{what} needs a Packet Identifier 1..65535: {packet_id!r}")
+        raise ValueError(
+            f"{packet_name} needs a Packet Identifier 1..65535: {packet_id!r}"
+        )
     return _UINT16.pack(packet_id)
 
 

@@ -3,7 +3,8 @@
 Two Byte Integers are big-endian. UTF-8 Encoded Strings and Binary Data carry
 a two-byte length prefix. A string must be well-formed UTF-8, must not encode
 a surrogate (U+D800..U+DFFF) and must not contain U+0000 (MQTT 3.1.1 section
-1.5.3, MQTT 5.0 section 1.5.4); any of those makes the packet malformed.
+1.5.3, MQTT 5.0 section 1.5.4). A string that breaks one of these rules makes
+the packet malformed.
 Python's strict UTF-8 decoder already rejects surrogates, overlong forms and
 code points above U+10FFFF.
 """

@@ -163,8 +163,8 @@ PROPERTIES: dict[int, PropertySpec] = {
             minimum=1,
         ),
         PropertySpec(_P.TOPIC_ALIAS_MAXIMUM, _U16, frozenset({_T.CONNECT, _T.CONNACK})),
-        # A Topic Alias of 0 is a Protocol Error answered with 0x94 Topic
-        # Alias invalid (MQTT 5.0 section 3.3.4).
+        # A Topic Alias of 0 is a Protocol Error with its own reason code,
+        # 0x94 Topic Alias invalid (MQTT 5.0 section 3.3.4).
         PropertySpec(
             _P.TOPIC_ALIAS,
             _U16,
@@ -298,7 +298,7 @@ _READERS: dict[PropertyType, Callable[[bytes, int, int], tuple[Any, int]]] = {
     _PAIR: _read_pair,
 }
 
-#: Per identifier: the value reader, the spec, and whether a range applies.
+#: Per identifier: the value reader and the spec.
 _DECODE_TABLE: dict[
     int, tuple[Callable[[bytes, int, int], tuple[Any, int]], PropertySpec]
 ] = {
@@ -374,10 +374,10 @@ def decode_property_block(
 
 
 def decode_properties(data: bytes) -> dict[int, Any]:
-    """Decode property bytes without the length prefix: ``encode_properties``'s
-    inverse.
+    """Decode property bytes without the length prefix.
 
-    Checks the encoding only, because the packet type is not known here.
+    This is the inverse of ``encode_properties``. It checks the encoding
+    only, because the packet type is not known here.
     Raises MalformedPacketError for bytes that are not a property list.
     """
     data = bytes(data)

@@ -1,4 +1,4 @@
-"""Which MQTT 5.0 reason codes each packet type may carry.
+"""The MQTT 5.0 reason codes that each packet type may carry.
 
 A packet with a reason code outside its list (MQTT 5.0 sections 3.2.2.2,
 3.4.2.1, 3.5.2.1, 3.6.2.1, 3.7.2.1, 3.9.3, 3.11.3, 3.14.2.1 and 3.15.2.1)

@@ -103,8 +103,8 @@ def test_limit_default() -> None:
 
 def test_limit_checked_before_body() -> None:
     decoder = Decoder(max_packet_size=1024, protocol_level=5)
-    # The header announces 1,023 body bytes, a packet of 1,026 bytes; only
-    # the header is sent.
+    # The header announces 1,023 body bytes, so the packet has 1,026 bytes.
+    # Only the header is sent.
     decoder.feed(bytes.fromhex("30ff07"))
     with pytest.raises(PacketTooLargeError):
         decoder.next_packet()
