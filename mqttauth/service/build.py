@@ -43,6 +43,26 @@ def _apply_dev_mode(
     return list(services), banner
 
 
+def _check_dev_source(resolved: ResolvedSettings) -> None:
+    """Reject development mode unless ``--dev`` itself is on the command line.
+
+    A leftover ``MQTTAUTH_DEV`` or ``dev = true`` must not turn a broker into
+    one that trusts a key anyone with the data directory can use.
+    """
+    source = resolved.sources.get("dev")
+    if source == "command line":
+        return
+    if source == "environment":
+        setting = "MQTTAUTH_DEV"
+    else:
+        setting = f"dev in {resolved.config_file}"
+    raise ConfigError(
+        setting,
+        "development mode is turned on only by the --dev option on the command "
+        "line; remove this setting",
+    )
+
+
 def prepare_data_dir(path: str) -> str:
     """Check the data directory, creating it (mode 0700) when only it is missing.
 
@@ -142,6 +162,7 @@ def build_service(
     plugin_services: list[IService] = []
     banner = None
     if values.get("dev"):
+        _check_dev_source(resolved)
         plugin_services, banner = _apply_dev_mode(values, reactor)
 
     if not values.get("authenticator"):

@@ -164,3 +164,21 @@ def test_without_dev_no_key(tmp_path: Path) -> None:
     ) as broker:
         assert "DEVELOPMENT MODE" not in broker.log()
     assert not tokens.dev_key_path(data_dir).exists()
+
+
+def test_dev_from_environment_rejected(tmp_path: Path) -> None:
+    result = run_twistd("--data-dir", str(tmp_path / "d"), env={"MQTTAUTH_DEV": "1"})
+    assert result.returncode == 1
+    assert (
+        "MQTTAUTH_DEV: development mode is turned on only by the --dev" in result.stdout
+    )
+    assert not tokens.dev_key_path(tmp_path / "d").exists()
+
+
+def test_dev_from_config_file_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "mqttauth.toml"
+    config.write_text(f'dev = true\ndata-dir = "{tmp_path / "d"}"\n')
+    result = run_twistd("--config", str(config))
+    assert result.returncode == 1
+    assert f"dev in {config}: development mode" in result.stdout
+    assert not tokens.dev_key_path(tmp_path / "d").exists()
