@@ -202,7 +202,9 @@ class BrokerService(Service):
     def _reloaded(self, result: object, label: str) -> None:
         # The built-in plugins return False when they kept their old state.
         if result is False:
-            log.warn("Reloading {plugin} failed; it keeps its previous state", plugin=label)
+            log.warn(
+                "Reloading {plugin} failed; it keeps its previous state", plugin=label
+            )
         else:
             log.info("Reloaded {plugin}", plugin=label)
 

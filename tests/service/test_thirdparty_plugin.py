@@ -49,7 +49,8 @@ PLUGIN = textwrap.dedent(
                 raise AuthenticationError(
                     ReasonCode.BAD_USER_NAME_OR_PASSWORD, "wrong token", "bad_token"
                 )
-            return AuthSuccess(Identity(request.username or "anyone", request.client_id))
+            principal = request.username or "anyone"
+            return AuthSuccess(Identity(principal, request.client_id))
 
 
     @implementer(IPlugin, IAuthenticatorPlugin)
@@ -91,7 +92,9 @@ PLUGIN = textwrap.dedent(
         name = "thirdparty-prefix"
         description = "Allow the principal's own topics and listed prefixes"
         options = (
-            PluginOption("thirdparty-prefix-file", "THIRDPARTY_PREFIX_FILE", "Prefixes."),
+            PluginOption(
+                "thirdparty-prefix-file", "THIRDPARTY_PREFIX_FILE", "Prefix file"
+            ),
         )
 
         def build(self, settings, reactor):
