@@ -13,9 +13,9 @@ Evaluation of one request, in this order:
    no usable value (see :class:`TopicTemplate`) is dropped.
 2. If any selected DENY rule with the requested access matches the topic
    (PUBLISH) or shares a topic with the requested filter (SUBSCRIBE), the
-   answer is deny (``False``).
+   result is deny (``False``).
 3. Otherwise, if the selected ALLOW rules with that access match the topic,
-   or together cover every topic of the requested filter, the answer is
+   or together cover every topic of the requested filter, the result is
    allow (``True``).
 4. Otherwise no rule decided: ``None``.  The authorizer turns that into deny,
    or passes the decision on to the next authorizer when configured so.
@@ -113,8 +113,9 @@ class TopicTemplate:
     """A topic filter that may contain placeholders.
 
     Placeholders are ``{username}`` (the principal, and no value for an
-    anonymous identity), ``{clientid}``, ``{organization}`` and ``{group}``, with Mosquitto's ``%u`` and ``%c`` as aliases of the first
-    two.  A placeholder may stand for a whole level or part of one
+    anonymous identity), ``{clientid}``, ``{organization}`` and ``{group}``.
+    Mosquitto's ``%u`` and ``%c`` are aliases of the first two.  A
+    placeholder may stand for a whole level or part of one
     (``dev-{clientid}``).  Its value is inserted literally.  A value that
     could widen the filter makes the template produce nothing: a value that
     is empty or ``None``, that contains ``+``, ``#``, ``/`` or U+0000, or
@@ -455,8 +456,8 @@ class RuleSet:
     def policy_for(self, identity: Identity) -> IdentityPolicy:
         """Return the identity's policy, building it on first use."""
         # Fast path: a connection passes the same Identity object on every
-        # call.  The cache holds the object itself, so its id() cannot be
-        # reused by another object while the entry exists.
+        # call.  The cache keeps a reference to the object, so its id() cannot
+        # be reused by another object while the entry exists.
         entry = self._by_object.get(id(identity))
         if entry is not None and entry[0] is identity:
             return entry[1]
