@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mqttauth.mqtt.errors import TopicFilterInvalidError, TopicNameInvalidError
 from mqttauth.mqtt.topics import (
@@ -124,3 +126,51 @@ def test_share_without_slash_is_none() -> None:
 def test_shared_subscription_invalid(topic_filter: str) -> None:
     with pytest.raises(TopicFilterInvalidError):
         parse_shared_subscription(topic_filter)
+
+
+def reference_match(filter_levels: list[str], topic_levels: list[str]) -> bool:
+    """Match level lists recursively, straight from the rules' wording."""
+    if not filter_levels:
+        return not topic_levels
+    head, rest = filter_levels[0], filter_levels[1:]
+    if head == "#":
+        return True
+    if not topic_levels:
+        return False
+    if head != "+" and head != topic_levels[0]:
+        return False
+    return reference_match(rest, topic_levels[1:])
+
+
+level_text = st.sampled_from(["a", "b", "", "$x", "ab"])
+filter_level = st.sampled_from(["a", "b", "", "+", "$x"])
+
+
+@st.composite
+def filters(draw: st.DrawFn) -> str:
+    levels = draw(st.lists(filter_level, min_size=1, max_size=4))
+    if draw(st.booleans()):
+        levels.append("#")
+    return "/".join(levels) or "+"
+
+
+topics = st.lists(level_text, min_size=1, max_size=5).map("/".join).filter(bool)
+
+
+@given(filters(), topics)
+def test_matches_reference(topic_filter: str, topic: str) -> None:
+    validate_topic_filter(topic_filter)
+    expected = reference_match(topic_filter.split("/"), topic.split("/"))
+    if topic.startswith("$") and topic_filter[0] in "+#":
+        expected = False
+    assert topic_matches(topic_filter, topic) is expected
+
+
+@given(topics)
+def test_topic_matches_itself(topic: str) -> None:
+    assert topic_matches(topic, topic)
+
+
+@given(topics)
+def test_hash_matches_plain_topics(topic: str) -> None:
+    assert topic_matches("#", topic) is not topic.startswith("$")
