@@ -19,7 +19,7 @@ log = Logger()
 
 
 class StartupError(Exception):
-    """The broker cannot start; the message says why and what to do.
+    """The broker cannot start; the message gives the cause and the fix.
 
     twistd reports it, removes its pid file and exits with status 1.
     """
@@ -121,9 +121,9 @@ class BrokerService(Service):
     def listen_failed(self, error: ListenError) -> None:
         """Stop the broker after a listener failed once the reactor ran."""
         log.critical("mqttauth stops: {error}", error=str(error))
-        # NOTE: twistd exits with status 0 after reactor.stop(); only the
-        # failures an endpoint reports at once (all of tcp:, ssl: and unix:)
-        # give a non-zero status.
+        # NOTE: twistd exits with status 0 after reactor.stop().  Only a
+        # failure that the endpoint reports at once gives status 1, which is
+        # how the tcp:, ssl: and unix: endpoints report theirs.
         if self.reactor.running:
             self.reactor.stop()
 

@@ -426,7 +426,7 @@ _SECRET_WORDS = frozenset(
 
 
 def looks_secret(name: str) -> bool:
-    """Return True when an option's name suggests it holds a credential."""
+    """Return True when an option's name suggests that it contains a credential."""
     return name.lower().replace("_", "-").split("-")[-1] in _SECRET_WORDS
 
 

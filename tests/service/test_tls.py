@@ -37,7 +37,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 
 class PeerReport(Protocol):
-    """Answer the first bytes with the peer certificate's common name."""
+    """Send the peer certificate's common name in reply to the first bytes."""
 
     def dataReceived(self, data: bytes) -> None:
         certificate = self.transport.getPeerCertificate()  # type: ignore[union-attr]
@@ -282,7 +282,7 @@ def test_missing_key_file(tmp_path: Path) -> None:
 
 
 def test_key_without_certificate(pki: PKI) -> None:
-    # certKey defaults to privateKey, which holds no certificate here.
+    # certKey defaults to privateKey, which contains no certificate here.
     with pytest.raises(ConfigError, match="contains no PEM certificate"):
         build_tls_endpoint(reactor, f"ssl:0:privateKey={pki.server_key}", TLSPolicy())
 

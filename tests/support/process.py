@@ -31,15 +31,22 @@ Arguments of :func:`start_broker` (all keyword-only except ``options``):
 - ``cwd``: working directory (default: a new temporary folder).
 - ``timeout``: seconds to wait for start-up (default 30).
 
-:class:`BrokerProcess` has ``pid``, ``addresses`` (``(host, port)`` per
-listener, in ``--listen`` order), ``port`` (the first listener's),
-``log_path`` and ``log()`` (everything the process wrote to standard output
-and error so far), ``wait_for_log(pattern, timeout)`` (poll the log for a
-regular expression, optionally only in text after ``after``, an offset
-from ``len(log())``), ``send_signal(sig)`` (for example ``signal.SIGHUP``),
-``stop(timeout)`` (SIGTERM, wait, SIGKILL if needed; returns the exit
-status) and ``kill()`` (SIGKILL, for crash tests).  Signals go to the pid
-this helper started and to nothing else.
+:class:`BrokerProcess` has:
+
+- ``pid``, and ``addresses``: ``(host, port)`` per listener, in ``--listen``
+  order; ``port`` is the first listener's.
+- ``log_path``, and ``log()``: everything the process wrote to standard
+  output and error so far.
+- ``wait_for_log(pattern, timeout, after=0)``: poll the log for a regular
+  expression in the text after offset ``after`` (take it from
+  ``len(log())`` before the action whose log line you wait for).
+- ``send_signal(sig)``, for example ``signal.SIGHUP``.
+- ``stop(timeout)``: SIGTERM, wait, SIGKILL if needed; returns the exit
+  status, which is ``-signal.SIGTERM`` after a graceful stop because twistd
+  re-raises the signal that stopped it.
+- ``kill()``: SIGKILL, for crash tests.
+
+Signals go to the pid this helper started and to nothing else.
 
 :func:`run_twistd` runs ``twistd --pidfile= -n mqttauth OPTIONS`` to the
 end (for start-up errors) and returns a ``subprocess.CompletedProcess``
