@@ -20,7 +20,7 @@ from .config import ConfigError
 from .listeners import ListenerService, parse_listeners
 from .plugins import PluginCatalog
 from .settings import ResolvedSettings
-from .tls import TLSPolicy
+from .tls import TLSPolicy, is_tls_description
 
 
 def _apply_dev_mode(
@@ -254,6 +254,14 @@ def startup_lines(
             },
         ),
     ]
+    if policy.client_ca and not any(is_tls_description(d) for d in values["listen"]):
+        lines.append(
+            (
+                "--tls-client-ca is set but no ssl: listener is configured, so no "
+                "client certificate is checked",
+                {},
+            )
+        )
     if resolved.config_file:
         lines.append(("Config file: {path}", {"path": resolved.config_file}))
     defaults = []

@@ -38,11 +38,18 @@ def collect_settings(
 ) -> tuple[tuple[Setting, ...], list[str]]:
     """Return every setting: the service's, the broker's, then each plugin's."""
     groups: list[Sequence[Setting]] = [SERVICE_SETTINGS, broker_settings()]
+    broken = []
     for catalog in (authenticators, authorizers):
         for name in catalog.names():
             options = getattr(catalog.plugins[name], "options", ()) or ()
-            groups.append(plugin_settings(name, options))
-    return combine(groups)
+            try:
+                groups.append(plugin_settings(name, options))
+            except (AttributeError, TypeError) as error:
+                # A plugin with a malformed options list must not break
+                # 'twistd mqttauth' for every other plugin.
+                broken.append(f"Plugin {name!r} has invalid options ({error}); ignored")
+    settings, notes = combine(groups)
+    return settings, broken + notes
 
 
 def _help(setting: Setting) -> str:
