@@ -165,6 +165,9 @@ def start_mqttauth(
 ) -> Broker:
     """Start mqttauth from this working tree with ``twistd -n mqttauth``.
 
+    twistd runs in this interpreter (``python -c``, as the twistd script
+    does), so the broker uses the same Python and packages as the runner.
+
     The repository comes first on PYTHONPATH, so the code measured is the
     code in the tree, and its ``twisted/plugins`` folder provides the plugin.
     """
@@ -179,8 +182,8 @@ def start_mqttauth(
         "-c",
         str(cpu),
         sys.executable,
-        "-m",
-        "twisted",
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
         "--pidfile=",
         "-n",
         "mqttauth",

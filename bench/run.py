@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,12 @@ OUT = BENCH / "out"
 
 def build_loadgen() -> None:
     subprocess.run(["make", "-s", "-C", str(LOADGEN.parent)], check=True)
+
+
+def children_cpu_seconds() -> float:
+    """Return the CPU seconds of all child processes reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def core_busy_seconds() -> dict[int, float]:
@@ -146,6 +153,7 @@ class Runner:
         busy_before = core_busy_seconds()
         broker_before = broker.cpu_seconds()
         runner_before = time.process_time()
+        children_before = children_cpu_seconds()
         started = time.monotonic()
         try:
             done = subprocess.run(
@@ -156,6 +164,7 @@ class Runner:
         wall = time.monotonic() - started
         broker_cpu = broker.cpu_seconds() - broker_before
         runner_cpu = time.process_time() - runner_before
+        loadgen_cpu = children_cpu_seconds() - children_before
         busy_after = core_busy_seconds()
 
         record: dict[str, Any] = {
@@ -169,10 +178,6 @@ class Runner:
             record["result"] = json.loads(lines[-1])
         if done.returncode or not lines:
             record["error"] = (done.stderr.strip() or "no output")[-2000:]
-        loadgen_cpu = 0.0
-        if "result" in record:
-            result = record["result"]
-            loadgen_cpu = result["loadgen_cpu_user_s"] + result["loadgen_cpu_sys_s"]
         # CPU that neither the broker, the generator nor this runner used, as a
         # share of the run's wall time: the other engineers' load on each core.
         own = {
@@ -208,9 +213,11 @@ class Runner:
             str(self.args.joserfc_duration),
         ]
         busy_before = core_busy_seconds()
+        children_before = children_cpu_seconds()
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         wall = time.monotonic() - started
+        own = {self.args.broker_cpu: children_cpu_seconds() - children_before}
         busy_after = core_busy_seconds()
         record: dict[str, Any] = {
             "round": round_no,
@@ -218,7 +225,10 @@ class Runner:
             "broker": "joserfc",
             "wall_s": wall,
             "other_load": {
-                str(core): max(0.0, busy_after[core] - busy_before[core]) / wall
+                str(core): max(
+                    0.0, busy_after[core] - busy_before[core] - own.get(core, 0)
+                )
+                / wall
                 for core in busy_after
             },
         }

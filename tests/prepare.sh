@@ -20,6 +20,18 @@ if ! command -v mosquitto_sub >/dev/null 2>&1 || ! command -v mosquitto >/dev/nu
     fi
 fi
 
+# gcc and make build the benchmark's load generator (bench/loadgen), which
+# the tests in tests/bench build and run.
+if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev make
+    else
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev make
+    fi
+fi
+
 if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then
     (cd tests/js && npm ci --silent --no-audit --no-fund)
 fi

@@ -221,6 +221,8 @@ static void handle_connected(conn_t *c)
     }
     c->state = CS_OPEN;
     c->writable = true;
+    if (c->out.len)
+        mark_dirty(c); /* bytes queued while the handshake was running */
     if (c->on_open)
         c->on_open(c);
 }

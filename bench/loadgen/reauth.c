@@ -175,7 +175,7 @@ int run_reauth(int argc, char **argv)
             if (c->phase != R_WAITING)
                 continue;
             active++;
-            if (now - c->t0 > (uint64_t)(g_opts.timeout * 1e9))
+            if (now > c->t0 && now - c->t0 > (uint64_t)(g_opts.timeout * 1e9))
                 fail_conn(c, 0x400);
         }
         /* Done when nothing is in flight: all sent, or every client failed. */
