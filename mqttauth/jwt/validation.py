@@ -351,10 +351,7 @@ def _decode_header(raw: bytes) -> dict[str, Any]:
     if len(parts) != 3:
         raise TokenError("malformed_token", "token is not a compact JWS of three parts")
     try:
-        text = _b64url_decode(parts[0])
-        header = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        header = _JSON.decode(_b64url_decode(parts[0]).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise TokenError(
             "malformed_token", "token header is not base64url-encoded JSON"
@@ -366,11 +363,7 @@ def _decode_header(raw: bytes) -> dict[str, Any]:
 
 def _decode_claims(payload: bytes, kid: str | None) -> dict[str, Any]:
     try:
-        claims = json.loads(
-            payload,
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
+        claims = _JSON.decode(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise TokenError(
             "invalid_payload", "token claims are not valid JSON", kid
@@ -400,6 +393,12 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+#: Strict JSON: duplicate member names and NaN or Infinity raise ValueError.
+_JSON = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+)
 
 
 def _is_numeric_date(value: Any) -> bool:
