@@ -150,7 +150,7 @@ class JWTAuthenticator(Service):
         try:
             parsed = self.validator.parse(token)
         except TokenError as error:
-            raise self._reject(request, flow, error) from None
+            raise self._token_rejection(request, flow, error) from None
 
         ring = self._key_ring()
         if ring is not None and ring.knows(parsed.key_id):
@@ -180,7 +180,7 @@ class JWTAuthenticator(Service):
         if request.current is not None or request.method is not None:
             flow = _REAUTH if request.current is not None else _ENHANCED
             if request.method is None:
-                raise self._refuse(
+                raise self._rejection(
                     request,
                     flow,
                     ReasonCode.PROTOCOL_ERROR,
@@ -188,7 +188,7 @@ class JWTAuthenticator(Service):
                     "re-authentication needs the Authentication Method of the CONNECT",
                 )
             if request.method not in self.methods:
-                raise self._refuse(
+                raise self._rejection(
                     request,
                     flow,
                     ReasonCode.BAD_AUTHENTICATION_METHOD,
@@ -197,7 +197,7 @@ class JWTAuthenticator(Service):
                     f"use {', '.join(self.methods) or 'User Name and Password'}",
                 )
             if not request.data:
-                raise self._refuse(
+                raise self._rejection(
                     request,
                     flow,
                     ReasonCode.NOT_AUTHORIZED,
@@ -209,7 +209,7 @@ class JWTAuthenticator(Service):
         expected = self.settings.connect_username
         if request.username is None and request.password is None:
             methods = " or ".join(repr(name) for name in self.methods)
-            raise self._refuse(
+            raise self._rejection(
                 request,
                 _LEGACY,
                 ReasonCode.NOT_AUTHORIZED,
@@ -222,7 +222,7 @@ class JWTAuthenticator(Service):
                 ),
             )
         if expected != ANY_USERNAME and request.username != expected:
-            raise self._refuse(
+            raise self._rejection(
                 request,
                 _LEGACY,
                 ReasonCode.BAD_USER_NAME_OR_PASSWORD,
@@ -230,7 +230,7 @@ class JWTAuthenticator(Service):
                 f"User Name must be {expected!r} with the JWT as Password",
             )
         if not request.password:
-            raise self._refuse(
+            raise self._rejection(
                 request,
                 _LEGACY,
                 ReasonCode.BAD_USER_NAME_OR_PASSWORD,
@@ -259,11 +259,11 @@ class JWTAuthenticator(Service):
                 f"no key with kid {parsed.key_id!r} fits algorithm {parsed.algorithm}",
                 parsed.key_id,
             )
-            raise self._reject(request, flow, error)
+            raise self._token_rejection(request, flow, error)
         try:
             verified = self.validator.verify(parsed, candidates, self.clock.seconds())
         except TokenError as error:
-            raise self._reject(request, flow, error) from None
+            raise self._token_rejection(request, flow, error) from None
         self.cache.put(digest, verified)
         return self._accept(request, flow, verified)
 
@@ -294,14 +294,14 @@ class JWTAuthenticator(Service):
             description = "token has no kid and no configured key fits it"
         else:
             description = f"no key with kid {parsed.key_id!r} is known"
-        return self._reject(
+        return self._token_rejection(
             request, flow, TokenError("unknown_key", description, parsed.key_id)
         )
 
     def _unavailable(
         self, request: AuthRequest, flow: str, parsed: ParsedToken
     ) -> AuthenticationError:
-        return self._refuse(
+        return self._rejection(
             request,
             flow,
             ReasonCode.SERVER_UNAVAILABLE,
@@ -310,7 +310,7 @@ class JWTAuthenticator(Service):
             key_id=parsed.key_id,
         )
 
-    def _reject(
+    def _token_rejection(
         self, request: AuthRequest, flow: str, error: TokenError
     ) -> AuthenticationError:
         code = (
@@ -318,11 +318,11 @@ class JWTAuthenticator(Service):
             if flow == _LEGACY
             else ReasonCode.NOT_AUTHORIZED
         )
-        return self._refuse(
+        return self._rejection(
             request, flow, code, error.reason, error.description, error.key_id
         )
 
-    def _refuse(
+    def _rejection(
         self,
         request: AuthRequest,
         flow: str,

@@ -1,6 +1,6 @@
 """A bounded cache of verified tokens, so a reconnect storm costs one check each.
 
-Entries are keyed by the SHA-256 digest of the token, so the cache never holds
+Entries are keyed by the SHA-256 digest of the token, so the cache never stores
 a token itself, and each lives until the token's expiry.  Tokens without
 ``exp`` are not cached.  The least recently used entry goes first when the
 cache is full.

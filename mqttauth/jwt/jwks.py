@@ -47,14 +47,14 @@ from mqttauth.jwt.keys import KeyLoadError, KeyRing, parse_jwks, parse_jwks_docu
 MAX_DOCUMENT_SIZE = 1024 * 1024
 #: First retry delay after a failed fetch, in seconds; it doubles per failure.
 INITIAL_RETRY_DELAY = 1.0
-#: Shortest background refresh interval, whatever max-age says, in seconds.
+#: Shortest background refresh interval in seconds, whatever max-age requests.
 MIN_BACKGROUND_INTERVAL = 1.0
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s=])", re.IGNORECASE)
 
 
 class JWKSFetchError(Exception):
-    """A JWKS fetch that gave no usable document; the message says why."""
+    """A JWKS fetch that gave no usable document; the message explains why."""
 
 
 def cache_max_age(cache_control: str | None) -> float | None:

@@ -56,7 +56,7 @@ _SSH_PREFIXES = (b"ssh-", b"ecdsa-sha2-", b"sk-ssh-", b"sk-ecdsa-")
 
 
 class KeyLoadError(ValueError):
-    """A key or key set that cannot be used, with a message that says why."""
+    """A key or key set that cannot be used; the message explains why."""
 
 
 @dataclass(frozen=True, slots=True)

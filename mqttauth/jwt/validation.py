@@ -82,11 +82,11 @@ def normalize_type(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ValidationPolicy:
-    """What a token must satisfy; every field comes from a ``JWT_*`` setting."""
+    """The rules a token must satisfy; every field comes from a ``JWT_*`` setting."""
 
     algorithms: frozenset[str]
     allowed_types: frozenset[str] = frozenset(normalize_type(t) for t in DEFAULT_TYPES)
-    #: Longest token accepted, in bytes, checked before any decoding.
+    #: Maximum token size in bytes, checked before any decoding.
     max_token_size: int = 16384
     #: Clock-skew allowance in seconds for ``exp``, ``nbf`` and ``iat``.
     leeway: int = 30
@@ -125,7 +125,7 @@ class VerifiedToken:
 
 
 class _Registry(jws.JWSRegistry):
-    """A JWS registry that knows no key-carrying headers and never warns.
+    """A JWS registry that registers no key-carrying headers and never warns.
 
     joserfc's ``get_alg`` warns on every use of a deprecated algorithm
     (``EdDSA``); the allow-list here is the operator's decision.
