@@ -102,7 +102,7 @@ def connack_bytes(broker: BrokerProcess, level: int, **fields: Any) -> bytes:
         return raw.receive_bytes(4)
 
 
-def refused(raw: RawClient, **fields: Any) -> Connack:
+def rejected_connack(raw: RawClient, **fields: Any) -> Connack:
     """Return the CONNACK of a CONNECT that must fail, after checking the close."""
     connack = raw.connect("raw-client", **fields)
     assert raw.expect_closed() == b""
@@ -201,7 +201,7 @@ def test_v5_legacy_bad_token_0x86(
 ) -> None:
     token = make_token(signing_key, iss="https://other.example/")
     with client(broker) as raw:
-        connack = refused(raw, username="JWT", password=token.encode())
+        connack = rejected_connack(raw, username="JWT", password=token.encode())
     assert connack.reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
     assert "issuer" in connack.properties[PropertyId.REASON_STRING]
 
@@ -232,7 +232,7 @@ def test_enhanced_other_method_0x8c(
     broker: BrokerProcess, signing_key: jwk.RSAKey
 ) -> None:
     with client(broker) as raw:
-        connack = refused(
+        connack = rejected_connack(
             raw, properties=enhanced(make_token(signing_key), "OAUTH2-JWT")
         )
     assert connack.reason_code == ReasonCode.BAD_AUTHENTICATION_METHOD
@@ -243,7 +243,7 @@ def test_enhanced_bad_signature_0x87(
 ) -> None:
     other = jwk.RSAKey.generate_key(2048)
     with client(broker) as raw:
-        connack = refused(raw, properties=enhanced(make_token(other)))
+        connack = rejected_connack(raw, properties=enhanced(make_token(other)))
     assert connack.reason_code == ReasonCode.NOT_AUTHORIZED
     assert "signature" in connack.properties[PropertyId.REASON_STRING]
 
@@ -252,7 +252,7 @@ def test_enhanced_expired_reason_string(
     broker: BrokerProcess, signing_key: jwk.RSAKey
 ) -> None:
     with client(broker) as raw:
-        connack = refused(
+        connack = rejected_connack(
             raw, properties=enhanced(make_token(signing_key, lifetime=-5))
         )
     assert "expired" in connack.properties[PropertyId.REASON_STRING]
@@ -264,7 +264,7 @@ def test_enhanced_reason_string_left_out_past_maximum_packet_size(
     token = make_token(signing_key, lifetime=-5)
     properties = {**enhanced(token), PropertyId.MAXIMUM_PACKET_SIZE: 16}
     with client(broker) as raw:
-        connack = refused(raw, properties=properties)
+        connack = rejected_connack(raw, properties=properties)
     assert PropertyId.REASON_STRING not in connack.properties
 
 
@@ -272,7 +272,7 @@ def test_keys_unavailable_0x88(
     keyless_broker: BrokerProcess, signing_key: jwk.RSAKey
 ) -> None:
     with client(keyless_broker) as raw:
-        connack = refused(raw, properties=enhanced(make_token(signing_key)))
+        connack = rejected_connack(raw, properties=enhanced(make_token(signing_key)))
     assert connack.reason_code == ReasonCode.SERVER_UNAVAILABLE
     assert "not available yet" in connack.properties[PropertyId.REASON_STRING]
 

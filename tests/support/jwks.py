@@ -1,6 +1,10 @@
 """A JWKS server on loopback for tests, over real HTTP (twisted.web), and
 helpers that sign tokens with any header, even ones no library would write.
 
+The server runs on the test's reactor (unlike the threaded one in
+:mod:`tests.support.oidc`), so a test can hold requests and release them in
+the same reactor turn, and count them exactly.
+
     server = JWKSServer(reactor)      # listens on 127.0.0.1, a free port
     server.set_keys([public_jwk])     # the document served at server.url
     server.requests                   # GET requests answered or held so far
