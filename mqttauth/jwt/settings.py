@@ -375,8 +375,7 @@ def _conflict(*keys: str) -> ConfigError:
     names = [_ENV[key] for key in keys]
     return ConfigError(
         " and ".join(names),
-        f"{' and '.join(names)} are both set, but only one key source may be "
-        "configured; remove all but one",
+        "each names a key source, but only one may be configured; remove all but one",
     )
 
 
