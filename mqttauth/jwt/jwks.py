@@ -255,7 +255,7 @@ class JWKSKeySource(Service):
         if timed_out:
             reason = f"no complete response within {self.timeout:g} s"
         else:
-            reason = failure.getErrorMessage() or repr(failure.value)
+            reason = _describe_failure(failure)
         delay = min(
             INITIAL_RETRY_DELAY * 2**self._failures,
             max(self.min_refresh_interval, INITIAL_RETRY_DELAY),
@@ -367,6 +367,14 @@ class JWKSKeySource(Service):
                 error=str(error),
                 url=self.url,
             )
+
+
+def _describe_failure(failure: Failure) -> str:
+    """Return the failure's message, unwrapping twisted.web's lists of reasons."""
+    reasons = getattr(failure.value, "reasons", None)
+    if isinstance(reasons, list) and reasons:
+        return "; ".join(_describe_failure(reason) for reason in reasons)
+    return failure.getErrorMessage() or type(failure.value).__name__
 
 
 def _discard_body(response: Any) -> None:

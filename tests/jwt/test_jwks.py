@@ -597,3 +597,73 @@ async def test_unwritable_data_dir_logged(
 )
 def test_cache_max_age(header: str | None, expected: float | None) -> None:
     assert cache_max_age(header) == expected
+
+
+# --- HTTPS ---
+
+
+def https_server(harness: Harness, pki: Any) -> tuple[Any, str]:
+    from twisted.internet.endpoints import serverFromString
+
+    endpoint = serverFromString(
+        reactor,
+        f"ssl:0:interface=127.0.0.1:privateKey={pki.server_key}:certKey={pki.server_cert}",
+    )
+    return endpoint, "/keys"
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_jwks_with_trusted_ca(
+    harness: Harness, rsa_key: jwk.RSAKey, tmp_path: Path
+) -> None:
+    from treq.client import HTTPClient
+    from twisted.internet.ssl import Certificate
+    from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+
+    from tests.support.tls import make_pki
+
+    pki = make_pki(tmp_path)
+    endpoint, path = https_server(harness, pki)
+    port = await endpoint.listen(harness.server.site)
+    try:
+        url = f"https://localhost:{port.getHost().port}{path}"
+        trust = Certificate.loadPEM(pki.ca_cert.read_bytes())
+        agent = Agent(
+            reactor,
+            contextFactory=BrowserLikePolicyForHTTPS(trustRoot=trust),
+            pool=HTTPConnectionPool(reactor, persistent=False),
+        )
+        authenticator = JWTAuthenticator(
+            settings_for(url), harness.clock, HTTPClient(agent)
+        )
+        authenticator.startService()
+        harness.started.append(authenticator)
+        await wait_until(lambda: idle(source_of(authenticator)))
+        assert isinstance(authenticate(authenticator, token(rsa_key)), AuthSuccess)
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_jwks_untrusted_certificate_rejected(
+    harness: Harness, tmp_path: Path, captured_log: CapturedLog
+) -> None:
+    from tests.support.tls import make_pki
+
+    pki = make_pki(tmp_path)
+    endpoint, path = https_server(harness, pki)
+    port = await endpoint.listen(harness.server.site)
+    try:
+        url = f"https://localhost:{port.getHost().port}{path}"
+        settings = settings_for(url)
+        authenticator = JWTAuthenticator(
+            settings, harness.clock, make_http_client(reactor)
+        )
+        authenticator.startService()
+        harness.started.append(authenticator)
+        await wait_until(lambda: idle(source_of(authenticator)))
+        assert source_of(authenticator).key_ring is None
+        [message] = captured_log.matching("JWKS fetch from https://localhost")
+        assert "certificate verify failed" in message
+    finally:
+        await port.stopListening()
