@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.mosquitto_clients import mosquitto_pub
+from tests.support.pahoclient import MQTTv311, PahoClient
+from tests.support.process import BrokerProcess, run_twistd, start_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "plugins.md"
@@ -121,3 +128,61 @@ def test_example_other_prefix_undecided(check_output: list[str]) -> None:
 
 def test_example_wildcard_id_undecided(check_output: list[str]) -> None:
     assert "wildcard id: None" in check_output
+
+
+@pytest.fixture(scope="module")
+def plugin_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dropin")
+    for name, source in doc_files().items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.e2e
+def test_example_listed_by_help_plugins(plugin_folder: Path) -> None:
+    result = run_twistd("--help-plugins", pythonpath=[plugin_folder])
+    assert result.returncode == 0, result.stdout
+    assert "client-secret" in result.stdout
+    assert "own-prefix" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def example_broker(plugin_folder: Path) -> Iterator[BrokerProcess]:
+    with start_broker(
+        "--authenticator", "client-secret", "--authorizer", "own-prefix",
+        env={"CLIENT_SECRET_KEY": "change-me"}, pythonpath=[plugin_folder],
+    ) as broker:  # fmt: skip
+        yield broker
+
+
+def pump_password(client_id: str) -> str:
+    return hmac.new(b"change-me", client_id.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.e2e
+def test_example_broker_own_prefix(example_broker: BrokerProcess) -> None:
+    client = PahoClient(example_broker.port, "pump-7", protocol=MQTTv311)
+    client.client.username_pw_set("pump-7", pump_password("pump-7"))
+    _, reason, _ = client.connect()
+    try:
+        assert reason == 0
+        assert client.subscribe("clients/pump-7/#", qos=1) == [1]
+        assert client.subscribe("clients/pump-8/#", qos=1) == [128]
+        client.publish("clients/pump-8/cmd", b"forged", qos=1)
+        client.publish("clients/pump-7/temp", b"21.5", qos=1)
+        assert client.next_message().payload == b"21.5"
+    finally:
+        client.disconnect()
+
+
+@pytest.mark.e2e
+def test_example_broker_wrong_password(example_broker: BrokerProcess) -> None:
+    server = ["-h", "127.0.0.1", "-p", str(example_broker.port), "-i", "pump-7"]
+    credentials = ["-u", "pump-7", "-P", pump_password("pump-8")]
+    published = mosquitto_pub(
+        [*server, *credentials, "-t", "clients/pump-7/x", "-m", "x"]
+    )
+    assert published.returncode != 0
+    assert "bad user name or password" in published.stderr
