@@ -11,6 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc import jwk
 
 from mqttauth.jwt.keys import (
@@ -223,3 +225,37 @@ def test_jwks_drops_private_members() -> None:
 def test_jwks_without_usable_keys_rejected(body: bytes) -> None:
     with pytest.raises(KeyLoadError):
         parse_jwks(body)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["kty", "kid", "n", "e", "crv", "x", "y", "use", "alg", "k"]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, max_size=4))
+def test_random_jwks_raise_only_key_load_error(members: list[object]) -> None:
+    try:
+        parse_jwks(json.dumps({"keys": members}).encode())
+    except KeyLoadError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_key_text_raises_only_key_load_error(text: str) -> None:
+    try:
+        load_key_text(text)
+    except KeyLoadError:
+        pass
