@@ -24,7 +24,6 @@ from typing import Any
 
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -211,7 +210,7 @@ class JWKSServerService(Service):
         root = Resource()
         site = Site(root)
         site.noisy = False
-        self._port: IListeningPort = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self._port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.base_url = f"http://127.0.0.1:{self._port.getHost().port}"
         self.jwks_url = self.base_url + JWKS_PATH
         root.putChild(b".well-known", build_well_known(signing_key, self.base_url))
