@@ -400,12 +400,8 @@ class MQTTServerProtocol(Protocol):
     def on_pubrel(self, packet: Pubrel) -> None:
         self._require_connected(packet)
         known = self.session.release_inbound(packet.packet_id)  # type: ignore[union-attr]
-        if known or self.protocol_level != MQTT_5_0:
-            self.send_control(Pubcomp(packet.packet_id))
-        else:
-            self.send_control(
-                Pubcomp(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
-            )
+        reason_code = 0 if known else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+        self._send_ack(0x70, packet.packet_id, reason_code)
 
     def on_pubcomp(self, packet: Pubcomp) -> None:
         self._require_connected(packet)
@@ -555,14 +551,32 @@ class MQTTServerProtocol(Protocol):
         if counted:
             self.pending_acks -= 1
         if self.state == CONNECTED:
-            self.send_control(Puback(packet_id, reason_code))
+            self._send_ack(0x40, packet_id, reason_code)
 
     def send_pubrec(self, packet_id: int, reason_code: int) -> None:
         if self.state == CONNECTED:
-            self.send_control(Pubrec(packet_id, reason_code))
+            self._send_ack(0x50, packet_id, reason_code)
+
+    def _send_ack(self, first_byte: int, packet_id: int, reason_code: int) -> None:
+        """Write a PUBACK, PUBREC, PUBREL or PUBCOMP without properties.
+
+        These have a fixed layout, so they are built here without the codec:
+        the reason code is left out when it is 0 or on 3.1.1 (MQTT-3.4.2.1).
+        """
+        if reason_code and self.protocol_level == MQTT_5_0:
+            data = (
+                bytes((first_byte, 3))
+                + packet_id.to_bytes(2, "big")
+                + bytes((reason_code,))
+            )
+        else:
+            data = bytes((first_byte, 2)) + packet_id.to_bytes(2, "big")
+        if len(data) <= self.max_send_size:
+            self.transport.write(data)  # type: ignore[union-attr]
 
     def send_pubrel(self, packet_id: int) -> None:
-        self.send_control(Pubrel(packet_id))
+        if self.state == CONNECTED:
+            self._send_ack(0x62, packet_id, 0)
 
     # -- ending ----------------------------------------------------------------------
 
