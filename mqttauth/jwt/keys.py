@@ -52,6 +52,8 @@ MIN_HMAC_SECRET_SIZE = HMAC_ALGORITHMS["HS256"]
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
 )
+#: cryptography's names of the curves in EC_ALGORITHMS.
+_EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 _SSH_PREFIXES = (b"ssh-", b"ecdsa-sha2-", b"sk-ssh-", b"sk-ecdsa-")
 
 
@@ -310,6 +312,11 @@ def _public_entry(public_key: Any) -> VerificationKey:
         _check_rsa_size(public_key.key_size)
         key = RSAKey.import_key(pem)
     elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in _EC_CURVES:
+            raise KeyLoadError(
+                f"EC curve {public_key.curve.name!r} is not supported; use P-256, "
+                "P-384 or P-521"
+            )
         key = ECKey.import_key(pem)
     elif isinstance(public_key, ed25519.Ed25519PublicKey):
         key = OKPKey.import_key(pem)

@@ -127,6 +127,18 @@ def test_dsa_key_rejected() -> None:
         load_key_text(pem.decode())
 
 
+@pytest.mark.parametrize(
+    "curve", [ec.SECP224R1(), ec.BrainpoolP256R1(), ec.SECP256K1()]
+)
+def test_unsupported_ec_curve_rejected(curve: ec.EllipticCurve) -> None:
+    public = ec.generate_private_key(curve).public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(KeyLoadError, match="not supported"):
+        load_key_text(pem.decode())
+
+
 def test_ssh_key_rejected(rsa_key: jwk.RSAKey) -> None:
     with pytest.raises(KeyLoadError, match="ssh-keygen"):
         load_key_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI user@host")
