@@ -111,16 +111,17 @@ def parse_loopback_listener(description: str) -> LoopbackEndpoint:
         else:
             positional.append(part)
     port_text = keywords.get("port", positional[0] if positional else "")
-    interface = keywords.get("interface", positional[2] if len(positional) > 2 else "")
+    # Positional arguments of a tcp: server endpoint: port, interface, backlog.
+    interface = keywords.get("interface", positional[1] if len(positional) > 1 else "")
     if kind != "tcp" or not port_text.isdigit():
         raise ConfigError(
-            "listen",
+            "--listen",
             f"development mode takes tcp:PORT:interface=127.0.0.1 listeners, "
             f"got {description!r}",
         )
     if not _is_loopback(interface):
         raise ConfigError(
-            "listen",
+            "--listen",
             f"development mode listens on loopback only, got {description!r}; "
             f"add :interface=127.0.0.1 (or ::1), or configure a real deployment "
             f"without --dev",
@@ -128,7 +129,7 @@ def parse_loopback_listener(description: str) -> LoopbackEndpoint:
     port = int(port_text)
     if port == 0:
         raise ConfigError(
-            "listen",
+            "--listen",
             f"development mode prints client command lines that name the port, "
             f"so it needs a fixed port, got {description!r}",
         )

@@ -23,6 +23,7 @@ from mqttauth.service.config import ConfigError
         ("tcp:1883:interface=127.0.0.1", "127.0.0.1", 1883),
         ("tcp:port=2000:interface=127.0.0.2", "127.0.0.2", 2000),
         ("tcp:1884:interface=\\:\\:1", "::1", 1884),
+        ("tcp:1885:127.0.0.1", "127.0.0.1", 1885),
     ],
 )
 def test_listener_loopback_parsed(description: str, host: str, port: int) -> None:
@@ -45,7 +46,7 @@ def test_listener_loopback_parsed(description: str, host: str, port: int) -> Non
 def test_listener_rejected(description: str) -> None:
     with pytest.raises(ConfigError) as raised:
         dev.parse_loopback_listener(description)
-    assert raised.value.setting == "listen"
+    assert raised.value.setting == "--listen"
 
 
 def prepare(settings: dict[str, Any]) -> tuple[dict[str, Any], list[Any], str]:
