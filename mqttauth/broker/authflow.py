@@ -122,6 +122,11 @@ def reject_before_connack(protocol: MQTTServerProtocol, error: MQTTError) -> Non
         code = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
         refuse(protocol, code, None, str(error))
         return
+    if not protocol.protocol_level:
+        from .protocol import sniff_protocol_level
+
+        if sniff_protocol_level(protocol.head) == MQTT_5_0:
+            protocol.protocol_level = MQTT_5_0
     if protocol.protocol_level == MQTT_5_0:
         refuse(protocol, error.reason_code, None, str(error))
         return
@@ -136,6 +141,7 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
     broker = protocol.broker
     settings = broker.settings
     protocol.state = CONNECTING
+    protocol.head = b""
     level = protocol.protocol_level = connect.protocol_level
     properties = connect.properties
     if level == MQTT_5_0:

@@ -68,6 +68,8 @@ _PROBLEM_INFORMATION_ALWAYS = frozenset(
     {PacketType.CONNACK, PacketType.DISCONNECT, PacketType.PUBLISH}
 )
 _PINGRESP = encode(Pingresp(), MQTT_5_0)
+#: Bytes enough to read the protocol level of any CONNECT named "MQTT".
+_HEAD_SIZE = 16
 _TOPIC_ALIAS = PropertyId.TOPIC_ALIAS
 _MESSAGE_EXPIRY_INTERVAL = PropertyId.MESSAGE_EXPIRY_INTERVAL
 _PAYLOAD_FORMAT_INDICATOR = PropertyId.PAYLOAD_FORMAT_INDICATOR
@@ -103,6 +105,7 @@ class MQTTServerProtocol(Protocol):
         "credential_timer",
         "lost_waiters",
         "peer_certificate",
+        "head",
     )
 
     def __init__(self, broker: Broker) -> None:
@@ -137,6 +140,9 @@ class MQTTServerProtocol(Protocol):
         self.credential_timer: Any = None
         self.lost_waiters: list[Any] | None = None
         self.peer_certificate: Any = None
+        #: The first bytes of the connection, kept until the CONNECT is
+        #: decoded, so a malformed 5.0 CONNECT can still get a 5.0 CONNACK.
+        self.head = b""
 
     # -- Twisted callbacks -------------------------------------------------------
 
@@ -158,6 +164,8 @@ class MQTTServerProtocol(Protocol):
         if self.state == CLOSED:
             return
         self.last_received = self.broker.reactor.seconds()
+        if self.state == AWAIT_CONNECT and len(self.head) < _HEAD_SIZE:
+            self.head += data[:_HEAD_SIZE]
         self.decoder.feed(data)
         if not self.paused and not self.processing:
             self.process()
@@ -633,6 +641,22 @@ class MQTTServerProtocol(Protocol):
 #: Codes that may end a CONNECT but not a connection, and the DISCONNECT
 #: code that stands for them.
 _AUTHENTICATION_FAILURES = frozenset({0x84, 0x85, 0x86, 0x8A, 0x8C})
+
+
+def sniff_protocol_level(head: bytes) -> int | None:
+    """Return the protocol level of a CONNECT named "MQTT" from its first bytes.
+
+    None when ``head`` is too short or is not such a CONNECT.
+    """
+    if not head or head[0] != 0x10:
+        return None
+    index = 1
+    while index < len(head) and head[index] & 0x80 and index < 4:
+        index += 1
+    index += 1
+    if head[index : index + 6] != b"\x00\x04MQTT" or len(head) <= index + 6:
+        return None
+    return head[index + 6]
 
 
 def disconnect_reason_code(reason_code: int) -> int:

@@ -254,3 +254,29 @@ def test_stop_sends_0x8b(make_broker):
     closed = yield in_thread(client.expect_closed)
     client.close()
     assert closed == b"\xe0\x01\x8b"
+
+
+@pytest_twisted.inlineCallbacks
+def test_bad_v5_connect_gets_connack(broker):
+    # Receive Maximum (0x21) of 0 is a Protocol Error.
+    body = b"\x00\x04MQTT\x05\x02\x00\x3c\x03\x21\x00\x00\x00\x01c"
+
+    def scenario() -> None:
+        with RawClient(broker.port) as client:
+            client.send_raw(bytes((0x10, len(body))) + body)
+            assert client.expect_closed() == b"\x20\x03\x00\x82\x00"
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+def test_bad_v311_connect_closes(broker):
+    # The reserved bit of the Connect Flags is set.
+    body = b"\x00\x04MQTT\x04\x03\x00\x3c\x00\x01c"
+
+    def scenario() -> None:
+        with RawClient(broker.port) as client:
+            client.send_raw(bytes((0x10, len(body))) + body)
+            assert client.expect_closed() == b""
+
+    yield in_thread(scenario)
