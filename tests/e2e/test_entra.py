@@ -4,9 +4,9 @@ The tokens are shaped like the app-only access tokens Entra ID issues with
 the client-credentials grant: issuer ``https://login.microsoftonline.com/
 <tenant>/v2.0``, ``aud`` the API's bare application GUID, ``azp`` the calling
 app, ``oid`` its service principal, ``roles``, ``tid`` and ``ver: "2.0"``.
-They are signed by an RSA key that a loopback server publishes in the shape
-of Entra's JWKS (``kid``, ``x5t``, ``x5c``, ``issuer``), because the broker
-cannot reach login.microsoftonline.com here.  The broker gets the tenant id
+They are signed by an RSA key backed by a certificate, which a loopback
+server publishes with ``x5t``, ``x5c`` and ``issuer`` members beside ``kid``,
+because the broker cannot reach login.microsoftonline.com here.  The broker gets the tenant id
 and only the JWKS URL is overridden.
 """
 
@@ -80,7 +80,7 @@ class SigningKey:
 
 
 def make_signing_key() -> SigningKey:
-    """Return an RSA key with a self-signed certificate, published as Entra does."""
+    """Return an RSA key with a self-signed certificate and its JWKS entry."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
         [x509.NameAttribute(NameOID.COMMON_NAME, "accounts.accesscontrol.windows.net")]
@@ -96,9 +96,11 @@ def make_signing_key() -> SigningKey:
         .not_valid_after(now + datetime.timedelta(days=30))
         .sign(private_key, hashes.SHA256())
     )
+
     der = certificate.public_bytes(serialization.Encoding.DER)
-    # Entra's kid is the base64url SHA-1 thumbprint of the certificate (x5t).
+    # The kid is the certificate's x5t: its base64url SHA-1 thumbprint.
     kid = b64url(hashlib.sha1(der).digest())
+
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
