@@ -398,18 +398,27 @@ class MQTTServerProtocol(Protocol):
         known = self.session.on_pubrec(packet.packet_id, packet.reason_code)  # type: ignore[union-attr]
         if packet.reason_code >= 0x80:
             return
+        # The PUBREL waits for the commit of the released state: a restart
+        # from an older state would send the PUBLISH again, and a client that
+        # already had the PUBREL would take it for a new message.
         if known or self.protocol_level != MQTT_5_0:
-            self.send_pubrel(packet.packet_id)
+            self.broker.journal.after_commit(self.send_pubrel, packet.packet_id)
         else:
-            self.send_control(
-                Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
+            self.broker.journal.after_commit(
+                self.send_control,
+                Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND),
             )
 
     def on_pubrel(self, packet: Pubrel) -> None:
         self._require_connected(packet)
         known = self.session.release_inbound(packet.packet_id)  # type: ignore[union-attr]
         reason_code = 0 if known else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
-        self._send_ack(0x70, packet.packet_id, reason_code)
+        # The PUBCOMP waits for the commit that forgets the packet id: after a
+        # restart from an older state, a new PUBLISH that reuses the id would
+        # be taken for a resent one and never delivered.
+        self.broker.journal.after_commit(
+            self.send_pubcomp, packet.packet_id, reason_code
+        )
 
     def on_pubcomp(self, packet: Pubcomp) -> None:
         self._require_connected(packet)
@@ -585,6 +594,10 @@ class MQTTServerProtocol(Protocol):
     def send_pubrel(self, packet_id: int) -> None:
         if self.state == CONNECTED:
             self._send_ack(0x62, packet_id, 0)
+
+    def send_pubcomp(self, packet_id: int, reason_code: int) -> None:
+        if self.state == CONNECTED:
+            self._send_ack(0x70, packet_id, reason_code)
 
     # -- ending ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -50,6 +51,9 @@ DATE_CLAIMS = ("exp", "nbf", "iat")
 IGNORED_KEY_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 DEFAULT_TYPES = ("JWT", "at+jwt")
 _MAX_REPORTED_VALUE = 80
+#: Three base64url parts without padding; the signature is empty only for
+#: ``alg: none``, which is rejected separately.
+_COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 #: Largest integer date accepted (2**53 seconds, about 285 million years), so
 #: every date converts to a float without loss or overflow.
 _MAX_NUMERIC_DATE = 2**53
@@ -350,6 +354,12 @@ def _decode_header(raw: bytes) -> dict[str, Any]:
     parts = raw.split(b".")
     if len(parts) != 3:
         raise TokenError("malformed_token", "token is not a compact JWS of three parts")
+    if not _COMPACT_JWS.fullmatch(raw):
+        # Base64 decoders skip characters outside the alphabet, which would
+        # give one token many spellings; only the strict form is accepted.
+        raise TokenError(
+            "malformed_token", "token contains characters outside base64url"
+        )
     try:
         header = _JSON.decode(_b64url_decode(parts[0]).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):

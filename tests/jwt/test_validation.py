@@ -319,6 +319,15 @@ def test_malformed_token_rejected(ring: KeyRing, text: str) -> None:
     assert reason_of(text, ring) == "malformed_token"
 
 
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_junk_character_in_part_rejected(
+    rsa_key: jwk.RSAKey, ring: KeyRing, position: int
+) -> None:
+    parts = token(rsa_key).split(".")
+    parts[position] = parts[position][:5] + "!" + parts[position][5:]
+    assert reason_of(".".join(parts), ring) == "malformed_token"
+
+
 def test_duplicate_header_member_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
     good = token(rsa_key)
     header = '{"alg":"RS256","kid":"k1","alg":"RS256"}'
