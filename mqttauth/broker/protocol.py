@@ -377,17 +377,19 @@ class MQTTServerProtocol(Protocol):
             return
         # MQTT 3.1.1 has no way to refuse a PUBLISH: acknowledge it as if it
         # had been delivered, so the client does not resend it forever.
-        if packet.qos == 1:
-            self.send_puback(packet.packet_id, 0, counted=False)
-        elif packet.qos == 2:
+        if packet.qos == 2:
             self.session.add_inbound(packet.packet_id)  # type: ignore[union-attr]
-            self.send_pubrec(packet.packet_id, 0)
+        self._refuse_publish(packet, 0)
 
     def _refuse_publish(self, packet: Publish, reason_code: int) -> None:
+        # Behind any acknowledgement still waiting for a commit, since
+        # acknowledgements go out in the order of the PUBLISH packets
+        # (MQTT-4.6.0-2, -3).
+        after_commit = self.broker.journal.after_commit
         if packet.qos == 1:
-            self.send_puback(packet.packet_id, reason_code, counted=False)
+            after_commit(self.send_puback, packet.packet_id, reason_code, False)
         elif packet.qos == 2:
-            self.send_pubrec(packet.packet_id, reason_code)
+            after_commit(self.send_pubrec, packet.packet_id, reason_code)
 
     def on_puback(self, packet: Puback) -> None:
         self._require_connected(packet)

@@ -280,3 +280,30 @@ def test_bad_v311_connect_closes(broker):
             assert client.expect_closed() == b""
 
     yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+def test_connection_limit_0x97(make_broker):
+    running = make_broker(settings=BrokerSettings(max_connections=1))
+
+    def scenario() -> None:
+        with RawClient(running.port) as first, RawClient(running.port) as second:
+            assert first.connect("a").reason_code == 0
+            assert second.connect("b").reason_code == 0x97
+            second.expect_closed()
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+def test_connection_limit_v311_code_3(make_broker):
+    running = make_broker(settings=BrokerSettings(max_connections=1))
+
+    def scenario() -> None:
+        with RawClient(running.port) as first:
+            first.connect("a")
+            with RawClient(running.port, protocol_level=4) as second:
+                second.send(Connect("b", protocol_level=4))
+                assert second.expect_closed() == b"\x20\x02\x00\x03"
+
+    yield in_thread(scenario)
