@@ -310,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--sub", required=True, help="subject, the principal ({username})"
+        "--sub",
+        required=True,
+        metavar="NAME",
+        help="subject, the principal ({username})",
     )
     parser.add_argument(
         "--groups",
@@ -327,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser.add_argument(
-        "--ttl", type=_parse_ttl, default=3600, help="seconds until exp (default 3600)"
+        "--ttl",
+        type=_parse_ttl,
+        default=3600,
+        metavar="SECONDS",
+        help="seconds until exp (default 3600)",
     )
     parser.add_argument(
         "--aud", action="append", default=None, help="audience; repeatable for a list"
@@ -350,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir",
         type=Path,
+        metavar="DIR",
         help=f"development data directory (default {default_dev_data_dir()})",
     )
 
@@ -363,11 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
         "else as a string; replaces a claim of the same name",
     )
     parser.add_argument(
-        "--groups-claim", default=DEV_GROUPS_CLAIM, help="name of the groups claim"
+        "--groups-claim",
+        default=DEV_GROUPS_CLAIM,
+        metavar="NAME",
+        help="name of the groups claim",
     )
     parser.add_argument(
         "--org-claim",
         default=DEV_ORGANIZATION_CLAIM,
+        metavar="NAME",
         help="name of the organization claim",
     )
     return parser
