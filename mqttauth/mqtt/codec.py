@@ -92,19 +92,26 @@ class Decoder:
         """
         if self._error is not None:
             raise self._error
-        # Fast path for the common case: a whole PUBLISH or PUBACK with a
-        # one-byte Remaining Length and no properties. What the fast path is
-        # not sure of (an empty topic, properties, a bad value) goes to the
-        # full decoder, which decodes the packet again and raises if it must.
+        # Fast path for the common case: a whole PUBLISH without properties,
+        # or a bare PUBACK, with a Remaining Length of one or two bytes. What
+        # the fast path is not sure of (an empty topic, properties, a bad
+        # value) goes to the full decoder, which decodes the packet again and
+        # raises if it must.
         buffer = self._buffer
         offset = self._offset
         start = offset + 2
         if start <= len(buffer) and self.protocol_level is not None:
             first = buffer[offset]
             length = buffer[offset + 1]
+            if length & 0x80:
+                if start < len(buffer) and 0 < buffer[start] < 0x80:
+                    length = (length & 0x7F) | (buffer[start] << 7)
+                    start += 1
+                else:
+                    length = -1
             end = start + length
             if (
-                length < 0x80
+                length >= 0
                 and end <= len(buffer)
                 and end - offset <= self.max_packet_size
             ):

@@ -110,19 +110,21 @@ def test_limit_checked_before_body() -> None:
         decoder.next_packet()
 
 
-def test_limit_counts_fixed_header() -> None:
-    packet = encode(Publish("t", b"x" * 20), 4)
+@pytest.mark.parametrize("size", [20, 200, 20_000])
+def test_limit_counts_fixed_header(size: int) -> None:
+    packet = encode(Publish("t", b"x" * size), 4)
     decoder = Decoder(max_packet_size=len(packet) - 1, protocol_level=4)
     decoder.feed(packet)
     with pytest.raises(PacketTooLargeError):
         decoder.next_packet()
 
 
-def test_limit_allows_exact_size() -> None:
-    packet = encode(Publish("t", b"x" * 20), 4)
+@pytest.mark.parametrize("size", [20, 200, 20_000])
+def test_limit_allows_exact_size(size: int) -> None:
+    packet = encode(Publish("t", b"x" * size), 4)
     decoder = Decoder(max_packet_size=len(packet), protocol_level=4)
     decoder.feed(packet)
-    assert decoder.next_packet() == Publish("t", b"x" * 20)
+    assert decoder.next_packet() == Publish("t", b"x" * size)
 
 
 def test_limit_writable() -> None:
