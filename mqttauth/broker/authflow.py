@@ -168,7 +168,11 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
         client_id = broker.assign_client_id()
         assigned = level == MQTT_5_0
     protocol.client_id = client_id
-    if settings.max_connections and broker.open_count > settings.max_connections:
+    if (
+        settings.max_connections
+        and len(broker.connections) >= settings.max_connections
+        and client_id not in broker.connections
+    ):
         refuse(
             protocol,
             ReasonCode.QUOTA_EXCEEDED,

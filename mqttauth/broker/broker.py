@@ -134,10 +134,6 @@ class Broker:
 
     # -- connections -----------------------------------------------------------
 
-    @property
-    def open_count(self) -> int:
-        return len(self.protocols)
-
     def protocol_opened(self, protocol: MQTTServerProtocol) -> None:
         self.protocols.add(protocol)
 
