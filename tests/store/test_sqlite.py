@@ -186,11 +186,18 @@ def test_commit_after_interval(make_sqlite_store: MakeStore) -> Generator:
 
 @pytest_twisted.inlineCallbacks
 def test_commit_waits_for_group_in_flight(make_sqlite_store: MakeStore) -> Generator:
-    store = make_sqlite_store(commit_interval=0, max_group_size=1)
+    store = make_sqlite_store(commit_interval=0)
     store.load()
+    # Another connection holds the write lock, so the writer waits in BEGIN.
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
     store.put_message("c", message(1))
-    yield deferLater(reactor, 0, lambda: None)
-    yield store.commit()
+    yield deferLater(reactor, 0.05, lambda: None)
+    waiter = store.commit()
+    assert not waiter.called
+    blocker.execute("COMMIT")
+    blocker.close()
+    yield waiter
     assert query(store.path, "SELECT key FROM messages") == [(1,)]
 
 
