@@ -1,6 +1,6 @@
 """CONNECT, enhanced authentication and re-authentication.
 
-A CONNECT is checked, then handed to the authenticator, which may answer at
+A CONNECT is checked, then handed to the authenticator, which may decide at
 once or later (a Deferred), and may ask for more AUTH rounds
 (:class:`AuthContinue`).  While the authenticator decides, the connection
 reads no further packets; during AUTH rounds it reads only AUTH and
@@ -109,7 +109,7 @@ def refuse(
 
 
 def reject_before_connack(protocol: MQTTServerProtocol, error: MQTTError) -> None:
-    """Answer a protocol violation that happens before CONNACK.
+    """Send a refusing CONNACK or close for a protocol violation before CONNACK.
 
     An unsupported protocol version gets CONNACK 0x84, or return code 1 in
     3.1.1 form for levels below 5, which is what an MQTT 3.1 client reads
@@ -236,7 +236,7 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
 
 
 class _Exchange:
-    """What CONNECT and re-authentication share: calling the authenticator."""
+    """The part of a CONNECT or re-authentication exchange that calls the authenticator."""
 
     __slots__ = ("protocol", "method", "auth_state", "waiting", "abandoned", "paused")
 
@@ -251,7 +251,7 @@ class _Exchange:
         self.paused = False
 
     def abandon(self) -> None:
-        """Ignore whatever the authenticator answers later (connection gone)."""
+        """Ignore whatever the authenticator returns later (the connection is gone)."""
         self.abandoned = True
 
     def authenticate(self, request: AuthRequest) -> None:

@@ -2,7 +2,7 @@
 
 Each authorizer returns True (allow), False (deny), None (no decision) or a
 Deferred firing with one of them.  The first True or False decides; when all
-return None the answer is deny.  When every authorizer answers with a plain
+return None the decision is deny.  When every authorizer returns a plain
 value the chain returns a plain bool, so the hot path makes no Deferred.
 An authorizer that raises (or fails its Deferred) counts as a deny and is
 logged.

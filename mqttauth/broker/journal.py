@@ -5,8 +5,8 @@ The broker keeps its state in memory and writes each change to an
 durable store, acknowledgements that promise durability (PUBACK for QoS 1,
 PUBREC for QoS 2) and deliveries of journaled QoS 1 and 2 messages wait for
 the commit that covers them.  The changes of one reactor turn share one
-``commit()`` call, so no Deferred is made per message; batches complete in
-the order they were made even if the store fired them out of order.  With a
+``commit()`` call, so no Deferred is made per message.  Batches complete in
+the order they were made, even if the store fires them out of order.  With a
 store that is not durable nothing waits.
 """
 

@@ -33,7 +33,7 @@ FormKey = tuple[int, int, bool, tuple[int, ...], int | None]
 class Message:
     """One Application Message: what a PUBLISH or a will carries.
 
-    ``properties`` holds the MQTT 5.0 properties forwarded unchanged (Payload
+    ``properties`` contains the MQTT 5.0 properties forwarded unchanged (Payload
     Format Indicator, Content Type, Response Topic, Correlation Data, User
     Property); the Message Expiry Interval lives in ``expires_at`` instead,
     as POSIX seconds, so it keeps counting while the message waits.

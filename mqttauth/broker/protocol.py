@@ -5,11 +5,14 @@ state, and sends packets back within the limits the client announced.  The
 CONNECT and AUTH exchanges live in :mod:`.authflow`, SUBSCRIBE and
 UNSUBSCRIBE in :mod:`.subscriptions`, session state in :mod:`.session`.
 
-States: ``AWAIT_CONNECT`` until the CONNECT arrives; ``CONNECTING`` while it
-is authenticated (packets after the CONNECT are left in the decoder until
-CONNACK, except the AUTH packets of an enhanced authentication);
-``CONNECTED`` after a successful CONNACK; ``CLOSED`` once the connection is
-ended, after which nothing more is read or sent.
+The states, in order:
+
+- ``AWAIT_CONNECT`` until the CONNECT arrives.
+- ``CONNECTING`` while the CONNECT is authenticated.  Packets after the
+  CONNECT stay in the decoder until CONNACK, except the AUTH packets of an
+  enhanced authentication.
+- ``CONNECTED`` after a successful CONNACK.
+- ``CLOSED`` once the connection has ended.  Nothing more is read or sent.
 """
 
 from __future__ import annotations
@@ -221,7 +224,7 @@ class MQTTServerProtocol(Protocol):
             self.process()
 
     def protocol_violation(self, error: MQTTError) -> None:
-        """Answer input that breaks the spec with the reason code it names."""
+        """Reject input that breaks the spec with the reason code the error names."""
         log.info(
             "Protocol violation by {client_id} at {peer}: {error} (reason code "
             "0x{reason_code:02X})",
@@ -440,7 +443,7 @@ class MQTTServerProtocol(Protocol):
 
     def on_disconnect(self, packet: Disconnect) -> None:
         if self.state != CONNECTED:
-            # A DISCONNECT instead of an AUTH answer ends the attempt.
+            # A DISCONNECT in place of the AUTH reply ends the attempt.
             self._end(publish_will=False, reason="DISCONNECT before CONNACK")
             self.transport.loseConnection()  # type: ignore[union-attr]
             return

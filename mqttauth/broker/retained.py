@@ -1,6 +1,6 @@
 """Retained messages, kept in a trie of topic levels.
 
-A subscription's filter is answered by walking the trie: a literal level
+A subscription's filter is matched by walking the trie: a literal level
 follows one child, ``+`` every child at that depth, and ``#`` the whole
 subtree below (and the node itself, since ``a/#`` also matches ``a``).  Only
 the branches a filter can match are visited, never every retained topic.

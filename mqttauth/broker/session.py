@@ -2,8 +2,8 @@
 
 A session lives as long as its Session Expiry Interval allows, across
 connections.  It keeps the messages that wait for a packet identifier in a
-FIFO queue and those sent but not yet acknowledged in ``inflight``, keyed by
-packet identifier; both follow the order of arrival, so the order per topic
+FIFO queue, and those sent but not yet acknowledged in ``inflight``, keyed by
+packet identifier.  Both follow the order of arrival, so the order per topic
 is kept (MQTT-4.6.0).  At most ``window`` messages are in flight: the
 client's Receive Maximum capped by the broker's ``max_inflight``.
 """
@@ -107,7 +107,7 @@ class Session:
         self.expiry_call: Any = None
         self.disconnected_at: float | None = None
         self.dropped = 0
-        #: Whether the journal holds this session.
+        #: Whether the journal contains this session.
         self.journaled = False
 
     @property

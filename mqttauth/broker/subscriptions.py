@@ -5,7 +5,7 @@ broker's features), then the authorizer chain decides it with the
 ``$share/{ShareName}/`` prefix removed.  The SUBACK carries one code per
 filter, in order: the granted QoS, or 0x80 on 3.1.1 and the specific 5.0
 reason code otherwise.  After the SUBACK the matching retained messages go
-out as Retain Handling says (0: always, 1: only for a new subscription,
+out as Retain Handling sets (0: always, 1: only for a new subscription,
 2: never; never for a shared subscription), each one only where the
 authorizer chain allows reading its topic.
 """

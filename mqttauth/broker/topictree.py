@@ -56,7 +56,7 @@ class Subscription:
 
 
 class Delivery:
-    """What one session gets for one topic, merged over its matching filters.
+    """The delivery of one topic to one session, merged over its matching filters.
 
     MQTT 3.1.1 sends one copy at the highest QoS among the matching
     subscriptions, MQTT 5.0 one copy carrying every matching Subscription

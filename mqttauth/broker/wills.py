@@ -1,7 +1,7 @@
 """Will Messages: published when a connection ends without a normal DISCONNECT.
 
 A will goes out when the Will Delay Interval passes or when the session
-ends, whichever comes first (MQTT-3.1.3-9); a new connection with the same
+ends, whichever comes first (MQTT-3.1.3-9).  A new connection with the same
 client id before then cancels it.  A delayed will is journaled, so it
 survives a restart.  When the will is due the authorizer chain is asked,
 with the identity that was connected, whether it may be published.
