@@ -19,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ from scenarios import BY_NAME, SCENARIOS, Scenario
 BENCH = Path(__file__).resolve().parent
 LOADGEN = BENCH / "loadgen" / "mqttload"
 OUT = BENCH / "out"
+#: The same in-flight and queue limits as bench/mosquitto.conf gives Mosquitto.
+MQTTAUTH_LIMITS = ("--max-inflight", "1024", "--max-queued-messages", "100000")
 
 
 def build_loadgen() -> None:
@@ -111,7 +114,7 @@ class Runner:
             authenticator="jwt" if scenario.auth == "jwt" else "anonymous",
             data_dir=data_dir,
             extra_env=env,
-            extra_args=self.args.mqttauth_arg or (),
+            extra_args=(*MQTTAUTH_LIMITS, *(self.args.mqttauth_arg or ())),
         )
 
     def loadgen_command(self, scenario: Scenario, broker: Any) -> list[str]:
@@ -123,8 +126,13 @@ class Runner:
         for arg in scenario.loadgen:
             for key, value in values.items():
                 arg = arg.replace("{" + key + "}", value)
+            if self.args.count and command[-1] == "--count":
+                arg = str(self.args.count)
             command.append(arg)
-        return command + ["--port", str(broker.port), "--prefix", "bench"]
+        command += ["--port", str(broker.port), "--prefix", "bench"]
+        if "--broker-pid" not in command:
+            command += ["--broker-pid", str(broker.pid)]
+        return command
 
     def run_one(self, scenario: Scenario, name: str, round_no: int) -> dict[str, Any]:
         workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.folder))
@@ -245,12 +253,11 @@ class Runner:
         raw = OUT / f"profile-{scenario.name}.txt"
         try:
             time.sleep(self.args.settle)
-            seconds = self.args.duration + 1.0
-            spy = profiling.start_py_spy(
-                broker.pid, raw, seconds, self.args.loadgen_cpu
-            )
+            spy = profiling.start_py_spy(broker.pid, raw, self.args.loadgen_cpu)
+            time.sleep(1.0)  # py-spy attaches before the load starts
             record = self.measure(scenario, broker)
-            _, errors = spy.communicate(timeout=seconds + 60)
+            spy.send_signal(signal.SIGINT)
+            _, errors = spy.communicate(timeout=60)
         finally:
             broker.stop()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -338,6 +345,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds of measurement per throughput or latency run (default 5)",
     )
     parser.add_argument(
+        "--count",
+        type=int,
+        help="replace the scenarios' --count (connections, re-authentications)",
+    )
+    parser.add_argument(
         "--joserfc-duration",
         type=float,
         default=3.0,
@@ -389,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mqttauth-bench-") as tmp:
         runner = Runner(args, Path(tmp))
         if any(s.auth == "jwt" for s in scenarios):
-            runner.jwt = JWTSetup(Path(tmp), token_count=2100)
+            # Distinct tokens for every connection and re-authentication,
+            # plus the warm-up connections.
+            tokens = max(2000, args.count or 0) + 100
+            runner.jwt = JWTSetup(Path(tmp), token_count=tokens)
         try:
             if args.profile:
                 for scenario in scenarios:

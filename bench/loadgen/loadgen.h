@@ -185,6 +185,12 @@ void json_bool(const char *key, bool v);
 void json_end(cpu_mark_t start);
 
 long read_vmrss_kib(int pid);
+/* User plus system CPU seconds of pid from /proc/PID/stat; -1 if unknown. */
+double read_cpu_seconds(int pid);
+/* Add broker_window_cpu_s, its share of `wall_s`, and `count` per broker CPU
+ * second as `per_cpu_key`, when --broker-pid was given. */
+void json_broker_cpu(double cpu_start, double cpu_end, double wall_s,
+                     double count, const char *per_cpu_key);
 void raise_fd_limit(long wanted);
 char **read_lines(const char *path, size_t *count);
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "loadgen.h"
 #include "options.h"
@@ -30,7 +31,8 @@ static const option_t common_options[] = {
     {"warmup", 'd', &g_opts.warmup, "seconds of load before measuring"},
     {"timeout", 'd', &g_opts.timeout, "seconds any single wait may take"},
     {"count", 'u', &g_opts.count, "upper bound on messages or connections"},
-    {"broker-pid", 'i', &g_opts.broker_pid, "broker pid, for its VmRSS"},
+    {"broker-pid", 'i', &g_opts.broker_pid,
+     "broker pid, for its VmRSS and its CPU time while measuring"},
     {"prefix", 's', &g_opts.prefix, "client id and topic prefix"},
     {"turn-us", 'd', &g_opts.turn_us,
      "minimum event-loop turn in microseconds: longer turns let bytes pile "
@@ -219,6 +221,41 @@ long read_vmrss_kib(int pid)
         }
     fclose(f);
     return kib;
+}
+
+double read_cpu_seconds(int pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    /* The command name may contain spaces; fields resume after its ')'.
+     * utime and stime are fields 14 and 15, the 12th and 13th after it. */
+    char *p = ok ? strrchr(line, ')') : NULL;
+    if (!p)
+        return -1;
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+void json_broker_cpu(double cpu_start, double cpu_end, double wall_s,
+                     double count, const char *per_cpu_key)
+{
+    if (cpu_start < 0 || cpu_end < 0)
+        return;
+    double cpu = cpu_end - cpu_start;
+    json_num("broker_window_cpu_s", cpu);
+    json_num("broker_window_cpu_fraction", wall_s > 0 ? cpu / wall_s : 0);
+    json_num(per_cpu_key, cpu > 0 ? count / cpu : 0);
 }
 
 void raise_fd_limit(long wanted)

@@ -420,6 +420,7 @@ typedef struct {
     uint64_t received_start, received_end;
     uint64_t sent_start, sent_end;
     cpu_mark_t cpu_start, cpu_end;
+    double broker_cpu_start, broker_cpu_end;
     uint64_t drain_ns;
     bool drained;
 } window_t;
@@ -440,6 +441,7 @@ static void run(window_t *w)
     bool measuring = false;
     w->start_ns = run_ns;
     w->cpu_start = cpu_mark();
+    w->broker_cpu_start = read_cpu_seconds(g_opts.broker_pid);
     while (S.phase == PHASE_RUN) {
         uint64_t now = now_ns();
         if (!measuring && now >= measure_at) {
@@ -448,12 +450,14 @@ static void run(window_t *w)
             w->received_start = total_received();
             w->sent_start = S.total_sent;
             w->cpu_start = cpu_mark();
+            w->broker_cpu_start = read_cpu_seconds(g_opts.broker_pid);
         }
         if (now >= stop_at || S.total_sent >= g_opts.count) {
             w->end_ns = now;
             w->received_end = total_received();
             w->sent_end = S.total_sent;
             w->cpu_end = cpu_mark();
+            w->broker_cpu_end = read_cpu_seconds(g_opts.broker_pid);
             S.phase = PHASE_DRAIN;
             break;
         }
@@ -527,6 +531,9 @@ static void report(const window_t *w, cpu_mark_t whole)
     json_bool("drained", w->drained);
     json_num("drain_s", w->drain_ns / 1e9);
     json_num("loadgen_window_cpu_fraction", window_s > 0 ? cpu / window_s : 0);
+    json_broker_cpu(w->broker_cpu_start, w->broker_cpu_end, window_s,
+                    (double)(w->received_end - w->received_start),
+                    "msgs_per_broker_cpu_s");
     json_bool("ok", !S.error[0] && w->drained);
     if (S.error[0])
         json_str("error", S.error);

@@ -164,6 +164,7 @@ int run_reauth(int argc, char **argv)
         loop_turn(10 * 1000 * 1000);
 
     cpu_mark_t start = cpu_mark();
+    double broker_start = read_cpu_seconds(g_opts.broker_pid);
     uint64_t stop_at = start.wall_ns + (uint64_t)(g_opts.duration * 1e9);
     while (R.succeeded < g_opts.count && now_ns() < stop_at) {
         uint64_t now = now_ns();
@@ -184,6 +185,7 @@ int run_reauth(int argc, char **argv)
         loop_turn(1000 * 1000);
     }
     cpu_mark_t end = cpu_mark();
+    double broker_end = read_cpu_seconds(g_opts.broker_pid);
 
     for (int i = 0; i < R.connections; i++) {
         if (conns[i].state == CS_OPEN)
@@ -213,6 +215,8 @@ int run_reauth(int argc, char **argv)
     json_num("auth_p99_us",
              samples ? R.round_trip_ns[(samples - 1) * 99 / 100] / 1e3 : 0);
     json_num("loadgen_window_cpu_fraction", elapsed > 0 ? cpu / elapsed : 0);
+    json_broker_cpu(broker_start, broker_end, elapsed, (double)R.succeeded,
+                    "reauths_per_broker_cpu_s");
     json_bool("ok", R.failed == 0 && R.succeeded > 0);
     json_end(whole);
     for (size_t i = 0; i < R.token_count; i++)

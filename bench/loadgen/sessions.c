@@ -326,8 +326,10 @@ int run_connect(int argc, char **argv)
     cpu_mark_t whole = cpu_mark();
     cycle_until(slots, T.measure_from);
     cpu_mark_t start = cpu_mark();
+    double broker_start = read_cpu_seconds(g_opts.broker_pid);
     cycle_until(slots, T.total);
     cpu_mark_t end = cpu_mark();
+    double broker_end = read_cpu_seconds(g_opts.broker_pid);
     for (int i = 0; i < T.concurrency; i++)
         conn_close(&slots[i]);
 
@@ -343,6 +345,8 @@ int run_connect(int argc, char **argv)
     json_num("connack_p99_us",
              percentile_us(T.handshake_ns, T.handshakes, 0.99));
     json_num("loadgen_window_cpu_fraction", elapsed > 0 ? cpu / elapsed : 0);
+    json_broker_cpu(broker_start, broker_end, elapsed, (double)T.succeeded,
+                    "connects_per_broker_cpu_s");
     json_bool("ok", T.failed == 0);
     json_end(whole);
     return T.failed ? 1 : 0;
