@@ -28,7 +28,7 @@ from mqttauth.auth.interfaces import (
     AuthSuccess,
     Identity,
 )
-from mqttauth.mqtt.codec import MAX_PACKET_SIZE_LIMIT
+from mqttauth.mqtt.codec import MAX_PACKET_SIZE_LIMIT, encode
 from mqttauth.mqtt.constants import (
     CONNACK_3_1_1_FOR_REASON,
     MQTT_5_0,
@@ -418,7 +418,7 @@ class ConnectFlow(_Exchange):
                 if result.data is not None:
                     properties[_P.AUTHENTICATION_DATA] = result.data
         protocol.state = CONNECTED
-        protocol.send_control(Connack(0, present, properties))
+        _send_connack(protocol, present, properties)
         log.info(
             "Connected {client_id} at {peer}: protocol level {protocol_level}, "
             "clean start {clean_start}, keep alive {keep_alive}, principal "
@@ -461,6 +461,32 @@ class ConnectFlow(_Exchange):
         if self.assigned:
             properties[_P.ASSIGNED_CLIENT_IDENTIFIER] = self.protocol.client_id
         return properties
+
+
+#: Encoded successful CONNACKs by (protocol level, Session Present, properties).
+#: Most connections get the same few, so each is encoded once.
+_CONNACK_CACHE: dict[tuple[int, bool, tuple[tuple[int, Any], ...]], bytes] = {}
+
+
+def _send_connack(
+    protocol: MQTTServerProtocol, present: bool, properties: dict[int, Any]
+) -> None:
+    if (
+        _P.ASSIGNED_CLIENT_IDENTIFIER in properties
+        or _P.AUTHENTICATION_DATA in properties
+    ):
+        protocol.send_control(Connack(0, present, properties))
+        return
+    key = (protocol.protocol_level, present, tuple(sorted(properties.items())))
+    data = _CONNACK_CACHE.get(key)
+    if data is None:
+        if len(_CONNACK_CACHE) >= 256:
+            _CONNACK_CACHE.clear()
+        data = _CONNACK_CACHE[key] = encode(Connack(0, present, properties), key[0])
+    if len(data) > protocol.max_send_size:
+        protocol.send_control(Connack(0, present, properties))
+        return
+    protocol.transport.write(data)  # type: ignore[union-attr]
 
 
 class ReauthFlow(_Exchange):
