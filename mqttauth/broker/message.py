@@ -25,6 +25,9 @@ HOP_PROPERTIES = frozenset(
     }
 )
 
+#: Encoded forms kept per message.
+MAX_FORMS = 16
+
 #: A template's form: (protocol level, QoS, RETAIN, Subscription Identifiers,
 #: remaining Message Expiry Interval or None).
 FormKey = tuple[int, int, bool, tuple[int, ...], int | None]
@@ -120,6 +123,10 @@ class Message:
         form = self._encode(
             protocol_level, qos, retain, subscription_identifiers, expiry
         )
+        if len(forms) >= MAX_FORMS:
+            # A long-lived retained message with an expiry gets a new form each
+            # second; start over rather than keep them all.
+            forms.clear()
         forms[key] = form
         return form
 
