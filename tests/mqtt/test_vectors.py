@@ -206,7 +206,8 @@ def test_connect_5_encode() -> None:
     assert encode(CONNECT_5, 5).hex() == CONNECT_5_HEX
 
 
-# MQTT 3.1.1 and 5.0 non-normative examples and short packets.
+# Short packets. The second uses the PUBLISH variable header of MQTT 5.0
+# figure 3-9 (topic "a/b", Packet Identifier 10, no properties).
 SHORT_VECTORS: list[tuple[int, str, Packet]] = [
     (4, "30070003612f626869", Publish("a/b", b"hi")),
     (5, "320a0003612f62000a006869", Publish("a/b", b"hi", 1, packet_id=10)),
