@@ -273,7 +273,8 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
     _service(
         "dev",
         "Start a development broker: loopback only, a development signing key and "
-        "a JWKS server, the jwt authenticator. Never use it in production.",
+        "a JWKS server, the jwt authenticator. Never use it in production. Only "
+        "the command line turns it on: MQTTAUTH_DEV or dev = true stops start-up.",
         default=False,
         coerce=to_bool,
         kind="flag",
