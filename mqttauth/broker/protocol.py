@@ -71,6 +71,10 @@ _PROBLEM_INFORMATION_ALWAYS = frozenset(
     {PacketType.CONNACK, PacketType.DISCONNECT, PacketType.PUBLISH}
 )
 _PINGRESP = encode(Pingresp(), MQTT_5_0)
+#: Bytes a client may leave unread in its write buffer, once the transport
+#: reports the buffer full, before QoS 0 messages to it are dropped.  QoS 1
+#: and 2 messages are bounded by the in-flight window instead.
+MAX_BACKLOG = 4 * 1024 * 1024
 #: Bytes enough to read the protocol level of any CONNECT named "MQTT".
 _HEAD_SIZE = 16
 _TOPIC_ALIAS = PropertyId.TOPIC_ALIAS
@@ -109,6 +113,7 @@ class MQTTServerProtocol(Protocol):
         "lost_waiters",
         "peer_certificate",
         "head",
+        "backlog",
     )
 
     def __init__(self, broker: Broker) -> None:
@@ -146,6 +151,9 @@ class MQTTServerProtocol(Protocol):
         #: The first bytes of the connection, kept until the CONNECT is
         #: decoded, so a malformed 5.0 CONNECT can still get a 5.0 CONNACK.
         self.head = b""
+        #: Bytes written since the transport said its buffer is full, or -1
+        #: while it is not full.  Past MAX_BACKLOG, QoS 0 messages are dropped.
+        self.backlog = -1
 
     # -- Twisted callbacks -------------------------------------------------------
 
@@ -161,7 +169,21 @@ class MQTTServerProtocol(Protocol):
         now = self.broker.reactor.seconds()
         self.opened_at = now
         self.last_received = now
+        # As a producer, the protocol hears when the client reads too slowly.
+        transport.registerProducer(self, True)  # type: ignore[union-attr]
         self.broker.protocol_opened(self)
+
+    def pauseProducing(self) -> None:
+        """Note that the transport's write buffer is full (IPushProducer)."""
+        if self.backlog < 0:
+            self.backlog = 0
+
+    def resumeProducing(self) -> None:
+        """Note that the transport's write buffer has drained (IPushProducer)."""
+        self.backlog = -1
+
+    def stopProducing(self) -> None:
+        """Do nothing: connectionLost follows and ends the session (IPushProducer)."""
 
     def dataReceived(self, data: bytes) -> None:
         if self.state == CLOSED:
@@ -535,10 +557,30 @@ class MQTTServerProtocol(Protocol):
                 maximum=self.max_send_size,
             )
             return False
+        backlog = self.backlog
+        if backlog >= 0:
+            if not qos and backlog > MAX_BACKLOG:
+                self._drop_for_backlog(message)
+                return True
+            self.backlog = backlog + len(data)
         if qos:
             data = with_packet_id(data, offset, packet_id, dup)  # type: ignore[arg-type]
         self.transport.write(data)  # type: ignore[union-attr]
         return True
+
+    def _drop_for_backlog(self, message: Message) -> None:
+        session = self.session
+        if session is None:
+            return
+        session.dropped += 1
+        if session.dropped == 1 or session.dropped % 1000 == 0:
+            log.warn(
+                "{client_id} reads too slowly: dropped a QoS 0 message to {topic}, "
+                "{dropped} dropped so far",
+                client_id=self.client_id,
+                topic=message.topic,
+                dropped=session.dropped,
+            )
 
     def _encode_with_alias(
         self,
@@ -629,6 +671,11 @@ class MQTTServerProtocol(Protocol):
         """Mark the connection closed and hand its session back to the broker."""
         previous = self.state
         self.state = CLOSED
+        if self.transport is not None and previous != CLOSED:
+            try:
+                self.transport.unregisterProducer()
+            except RuntimeError:
+                pass
         timer, self.credential_timer = self.credential_timer, None
         if timer is not None and timer.active():
             timer.cancel()

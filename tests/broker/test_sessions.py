@@ -216,3 +216,21 @@ def test_shared_group_round_robin():
         pub.send(Publish("t", str(number).encode()))
     assert [p.payload for p in members[0].received()] == [b"0", b"2"]
     assert [p.payload for p in members[1].received()] == [b"1", b"3"]
+
+
+def test_slow_reader_drops_qos0():
+    broker = clocked_broker()
+    sub = FakeClient(broker)
+    sub.connect("sub")
+    sub.send(Subscribe(1, [Subscription("t")]))
+    sub.received()
+    sub.protocol.pauseProducing()
+    pub = publisher(broker)
+    payload = b"x" * 65536
+    for _ in range(80):
+        pub.send(Publish("t", payload))
+    delivered = sub.received()
+    assert 60 < len(delivered) < 80
+    sub.protocol.resumeProducing()
+    pub.send(Publish("t", b"after"))
+    assert sub.received()[-1].payload == b"after"
