@@ -1,7 +1,7 @@
 """A blocking wrapper around a paho-mqtt 2.x client, for interoperability tests.
 
 paho's network loop runs in its own thread (``loop_start``); every method
-here blocks until the broker answered or a timeout passed, so call them from
+here blocks until the broker replied or a timeout passed, so call them from
 a thread, not from the reactor thread (see ``tests.support.inprocess.in_thread``).
 """
 

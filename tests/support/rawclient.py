@@ -1,7 +1,7 @@
 """A raw-packet MQTT client over a real socket, for byte-level protocol tests.
 
-It is blocking and needs no reactor, so it works against a broker in a
-subprocess as it is; against an in-process broker run it in a thread (see
+It is blocking and needs no reactor, so it works as it is against a broker
+in a subprocess.  Against an in-process broker, run it in a thread (see
 :func:`tests.support.inprocess.in_thread`).  Packets are encoded and decoded
 with the project's codec; :meth:`RawClient.send_raw` and
 :meth:`RawClient.receive_bytes` bypass it for malformed input and exact
@@ -18,7 +18,7 @@ from mqttauth.mqtt.codec import Decoder, encode
 from mqttauth.mqtt.constants import MQTT_5_0
 from mqttauth.mqtt.packets import Connack, Connect, Packet
 
-#: Seconds a receive waits unless told otherwise.
+#: Default seconds a receive waits.
 DEFAULT_TIMEOUT = 5.0
 
 
