@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.python.filepath import FilePath
 
 from .interfaces import ISessionStore, StoreError
 from .memory import MemoryStore
 
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
+
 __all__ = ["ISessionStore", "MemoryStore", "StoreError", "open_store"]
 
 
 def open_store(
     data_dir: str | FilePath[str] | None, reactor: Any, **options: Any
-) -> ISessionStore:
+) -> MemoryStore | SQLiteStore:
     """Return the store for ``--data-dir``: SQLite in it, or memory without one.
 
     ``options`` go to :class:`mqttauth.store.sqlite.SQLiteStore`
@@ -26,5 +29,4 @@ def open_store(
         return MemoryStore()
     from .sqlite import SQLiteStore
 
-    store: ISessionStore = SQLiteStore(data_dir, reactor, **options)
-    return store
+    return SQLiteStore(data_dir, reactor, **options)

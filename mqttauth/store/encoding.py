@@ -34,7 +34,7 @@ _TUPLE = 0x08
 _DICT = 0x09
 
 _DOUBLE = struct.Struct(">d")
-_PROPERTY_IDS = PropertyId._value2member_map_
+_PROPERTY_IDS: dict[int, PropertyId] = {member.value: member for member in PropertyId}
 
 
 class EncodingError(ValueError):
@@ -55,7 +55,11 @@ def decode_properties(data: bytes | None) -> dict[int, Any]:
     value = decode_value(data)
     if type(value) is not dict:
         raise EncodingError(f"expected an encoded dict, found {type(value).__name__}")
-    return {_PROPERTY_IDS.get(key, key): item for key, item in value.items()}
+    properties: dict[int, Any] = {}
+    for key, item in value.items():
+        known = _PROPERTY_IDS.get(key)
+        properties[key if known is None else known] = item
+    return properties
 
 
 def encode_value(value: Any) -> bytes:
@@ -92,7 +96,9 @@ def _write_varint(out: bytearray, number: int) -> None:
     out.append(number)
 
 
-def _write_sized(out: bytearray, tag: int, body: bytes | memoryview) -> None:
+def _write_sized(
+    out: bytearray, tag: int, body: bytes | bytearray | memoryview
+) -> None:
     out.append(tag)
     _write_varint(out, len(body))
     out += body

@@ -42,8 +42,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
@@ -67,7 +67,7 @@ DATABASE_NAME = "mqttauth.sqlite3"
 class _Reactor(Protocol):
     def callLater(  # noqa: N802
         self, delay: float, callable: Callable[..., Any], *args: Any
-    ) -> IDelayedCall: ...
+    ) -> DelayedCall: ...
 
     def callFromThread(  # noqa: N802
         self, callable: Callable[..., Any], *args: Any
@@ -140,7 +140,7 @@ class SQLiteStore:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._group = Group()
-        self._timer: IDelayedCall | None = None
+        self._timer: DelayedCall | None = None
         #: Groups handed to the writer and not yet reported back, oldest first.
         self._in_flight: list[Group] = []
         #: Per client id, the highest message key that may be in the database.
