@@ -560,8 +560,12 @@ class MQTTServerProtocol(Protocol):
         backlog = self.backlog
         if backlog >= 0:
             if not qos and backlog > MAX_BACKLOG:
-                self._drop_for_backlog(message)
-                return True
+                # The count only grows while the buffer never drains fully;
+                # ask the transport how much really waits before dropping.
+                backlog = self.backlog = _buffered_bytes(self.transport)
+                if backlog > MAX_BACKLOG:
+                    self._drop_for_backlog(message)
+                    return True
             self.backlog = backlog + len(data)
         if qos:
             data = with_packet_id(data, offset, packet_id, dup)  # type: ignore[arg-type]
@@ -706,6 +710,21 @@ class MQTTServerProtocol(Protocol):
 #: Codes that may end a CONNECT but not a connection, and the DISCONNECT
 #: code that stands for them.
 _AUTHENTICATION_FAILURES = frozenset({0x84, 0x85, 0x86, 0x8A, 0x8C})
+
+
+def _buffered_bytes(transport: Any) -> int:
+    """Return the bytes a transport holds that the kernel has not taken yet.
+
+    Reads the write buffer of Twisted's TCP transport (``FileDescriptor``)
+    or of the TCP transport under a TLS one.  Returns 0 when the transport
+    is of another kind, so nothing is dropped for it.
+    """
+    for candidate in (transport, getattr(transport, "transport", None)):
+        try:
+            return len(candidate.dataBuffer) - candidate.offset + candidate._tempDataLen
+        except (AttributeError, TypeError):
+            continue
+    return 0
 
 
 def sniff_protocol_level(head: bytes) -> int | None:

@@ -49,13 +49,19 @@ def clocked_broker(
 class FakeClient:
     """One connection to a clocked broker over a StringTransport."""
 
-    def __init__(self, broker: Broker, protocol_level: int = MQTT_5_0) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        protocol_level: int = MQTT_5_0,
+        transport: StringTransport | None = None,
+    ) -> None:
         self.broker = broker
         self.protocol_level = protocol_level
         self.protocol = broker.build_factory().buildProtocol(None)
-        self.transport = StringTransport(
-            peerAddress=IPv4Address("TCP", "127.0.0.1", 50000)
-        )
+        if transport is None:
+            transport = StringTransport()
+        transport.peerAddress = IPv4Address("TCP", "127.0.0.1", 50000)
+        self.transport = transport
         self.protocol.makeConnection(self.transport)
         self.decoder = Decoder(protocol_level=protocol_level)
         #: Packets that arrived with the CONNACK, returned by the next received().
