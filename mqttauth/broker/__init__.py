@@ -1,1 +1,1 @@
-"""The broker: Twisted protocol and factory, sessions, routing, retained messages and wills."""
+"""The broker: protocol, factory, sessions, routing, retained messages, wills."""

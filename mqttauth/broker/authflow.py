@@ -236,7 +236,7 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
 
 
 class _Exchange:
-    """The part of a CONNECT or re-authentication exchange that calls the authenticator."""
+    """The authenticator calls of a CONNECT or re-authentication exchange."""
 
     __slots__ = ("protocol", "method", "auth_state", "waiting", "abandoned", "paused")
 

@@ -26,7 +26,6 @@ from twisted.python.failure import Failure
 from mqttauth.mqtt.codec import Decoder, encode
 from mqttauth.mqtt.constants import MQTT_5_0, PacketType, PropertyId, ReasonCode
 from mqttauth.mqtt.errors import MQTTError, ProtocolError
-from mqttauth.mqtt.reason_codes import REASON_CODES_5
 from mqttauth.mqtt.packets import (
     Auth,
     Connack,
@@ -46,6 +45,7 @@ from mqttauth.mqtt.packets import (
     Unsubscribe,
     Will,
 )
+from mqttauth.mqtt.reason_codes import REASON_CODES_5
 
 from . import authflow, subscriptions
 from .authz import when_decided
@@ -173,16 +173,16 @@ class MQTTServerProtocol(Protocol):
         transport.registerProducer(self, True)  # type: ignore[union-attr]
         self.broker.protocol_opened(self)
 
-    def pauseProducing(self) -> None:
+    def pauseProducing(self) -> None:  # noqa: N802 (IPushProducer)
         """Note that the transport's write buffer is full (IPushProducer)."""
         if self.backlog < 0:
             self.backlog = 0
 
-    def resumeProducing(self) -> None:
+    def resumeProducing(self) -> None:  # noqa: N802 (IPushProducer)
         """Note that the transport's write buffer has drained (IPushProducer)."""
         self.backlog = -1
 
-    def stopProducing(self) -> None:
+    def stopProducing(self) -> None:  # noqa: N802 (IPushProducer)
         """Do nothing: connectionLost follows and ends the session (IPushProducer)."""
 
     def dataReceived(self, data: bytes) -> None:

@@ -224,7 +224,7 @@ class BufferingTransport(StringTransport):
     """A StringTransport that exposes its unread bytes as TCP's buffer does."""
 
     offset = 0
-    _tempDataLen = 0
+    _tempDataLen = 0  # noqa: N815 (Twisted attribute)
 
     @property
     def dataBuffer(self) -> bytes:  # noqa: N802 (Twisted's attribute name)
