@@ -105,7 +105,7 @@ def refuse(
         reason_code=int(reason_code),
     )
     protocol._end(publish_will=False, reason=reason)
-    protocol.transport.loseConnection()  # type: ignore[union-attr]
+    protocol.transport.loseConnection()
 
 
 def reject_before_connack(protocol: MQTTServerProtocol, error: MQTTError) -> None:
@@ -131,7 +131,7 @@ def reject_before_connack(protocol: MQTTServerProtocol, error: MQTTError) -> Non
         refuse(protocol, error.reason_code, None, str(error))
         return
     protocol._end(publish_will=False, reason=str(error))
-    protocol.transport.loseConnection()  # type: ignore[union-attr]
+    protocol.transport.loseConnection()
 
 
 def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
@@ -216,7 +216,7 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
         return
     if getattr(protocol.factory, "tls", False):
         try:
-            protocol.peer_certificate = protocol.transport.getPeerCertificate()  # type: ignore[union-attr]
+            protocol.peer_certificate = protocol.transport.getPeerCertificate()
         except Exception:
             protocol.peer_certificate = None
     flow = ConnectFlow(protocol, connect, method, assigned)
@@ -486,7 +486,7 @@ def _send_connack(
     if len(data) > protocol.max_send_size:
         protocol.send_control(Connack(0, present, properties))
         return
-    protocol.transport.write(data)  # type: ignore[union-attr]
+    protocol.transport.write(data)
 
 
 class ReauthFlow(_Exchange):

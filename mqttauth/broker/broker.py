@@ -54,7 +54,7 @@ class Broker:
         self.settings = settings
         self.authenticator = authenticator
         self.authorizers = AuthorizerChain(authorizers)
-        self.store = store
+        self.store: Any = store  # provides ISessionStore
         self.journal = Journal(store, reactor)
         self.tree = SubscriptionTree()
         self.retained = RetainedMessages()
@@ -104,7 +104,7 @@ class Broker:
                 )
             else:
                 protocol._end(publish_will=False, reason="server shutting down")
-                protocol.transport.loseConnection()  # type: ignore[union-attr]
+                protocol.transport.loseConnection()
         abort = self.reactor.callLater(STOP_TIMEOUT, self._abort_connections)
         closed = DeferredList(waiting) if waiting else succeed(None)
 
@@ -124,7 +124,7 @@ class Broker:
     def _abort_connections(self) -> None:
         for protocol in list(self.protocols):
             if protocol.transport is not None:
-                protocol.transport.abortConnection()  # type: ignore[attr-defined]
+                protocol.transport.abortConnection()
 
     def build_factory(self, tls: bool = False) -> Factory:
         """Return a server factory for one listener."""
@@ -384,4 +384,4 @@ class Broker:
                     timeout=connect_timeout,
                 )
                 protocol._end(publish_will=False, reason="connect timeout")
-                protocol.transport.loseConnection()  # type: ignore[union-attr]
+                protocol.transport.loseConnection()

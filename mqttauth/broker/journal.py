@@ -52,7 +52,8 @@ class Journal:
     """Writes broker state changes to a store and batches the waits on commit."""
 
     def __init__(self, store: ISessionStore, reactor: Any) -> None:
-        self.store = store
+        # Typed Any: mypy cannot check calls through a zope Interface.
+        self.store: Any = store
         self.reactor = reactor
         self.durable = bool(store.durable)
         #: Sequence number of the newest batch whose commit has completed.

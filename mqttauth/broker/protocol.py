@@ -85,6 +85,10 @@ _PAYLOAD_FORMAT_INDICATOR = PropertyId.PAYLOAD_FORMAT_INDICATOR
 class MQTTServerProtocol(Protocol):
     """One client connection: moves bytes, runs timers, dispatches packets."""
 
+    # A TCP or TLS transport; typed Any since mypy cannot check zope
+    # interfaces such as ITransport.
+    transport: Any
+
     __slots__ = (
         "broker",
         "decoder",
@@ -160,17 +164,17 @@ class MQTTServerProtocol(Protocol):
     def connectionMade(self) -> None:
         transport = self.transport
         try:
-            transport.setTcpNoDelay(True)  # type: ignore[union-attr]
+            transport.setTcpNoDelay(True)
         except (AttributeError, OSError):
             pass
-        address = transport.getPeer()  # type: ignore[union-attr]
+        address = transport.getPeer()
         host = getattr(address, "host", None)
         self.peer = f"{host}:{address.port}" if host is not None else str(address)
         now = self.broker.reactor.seconds()
         self.opened_at = now
         self.last_received = now
         # As a producer, the protocol hears when the client reads too slowly.
-        transport.registerProducer(self, True)  # type: ignore[union-attr]
+        transport.registerProducer(self, True)
         self.broker.protocol_opened(self)
 
     def pauseProducing(self) -> None:  # noqa: N802 (IPushProducer)
@@ -232,7 +236,7 @@ class MQTTServerProtocol(Protocol):
         self.paused = True
         transport = self.transport
         if transport is not None:
-            transport.pauseProducing()  # type: ignore[attr-defined]
+            transport.pauseProducing()
 
     def resume(self) -> None:
         """Handle the buffered packets again, after :meth:`pause`."""
@@ -241,7 +245,7 @@ class MQTTServerProtocol(Protocol):
         self.paused = False
         if self.state == CLOSED:
             return
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self.transport.resumeProducing()
         if not self.processing:
             self.process()
 
@@ -461,13 +465,13 @@ class MQTTServerProtocol(Protocol):
 
     def on_pingreq(self, packet: Pingreq) -> None:
         self._require_connected(packet)
-        self.transport.write(_PINGRESP)  # type: ignore[union-attr]
+        self.transport.write(_PINGRESP)
 
     def on_disconnect(self, packet: Disconnect) -> None:
         if self.state != CONNECTED:
             # A DISCONNECT in place of the AUTH reply ends the attempt.
             self._end(publish_will=False, reason="DISCONNECT before CONNACK")
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            self.transport.loseConnection()
             return
         session = self.session
         interval = packet.properties.get(PropertyId.SESSION_EXPIRY_INTERVAL)
@@ -480,7 +484,7 @@ class MQTTServerProtocol(Protocol):
         reason_code = packet.reason_code
         publish_will = reason_code != ReasonCode.NORMAL_DISCONNECTION
         self._end(publish_will, reason=f"DISCONNECT 0x{reason_code:02X} from client")
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.transport.loseConnection()
 
     def on_unexpected(self, packet: Packet) -> None:
         raise ProtocolError(f"{packet.packet_type.name} is never sent to a server")
@@ -569,7 +573,7 @@ class MQTTServerProtocol(Protocol):
             self.backlog = backlog + len(data)
         if qos:
             data = with_packet_id(data, offset, packet_id, dup)  # type: ignore[arg-type]
-        self.transport.write(data)  # type: ignore[union-attr]
+        self.transport.write(data)
         return True
 
     def _drop_for_backlog(self, message: Message) -> None:
@@ -640,7 +644,7 @@ class MQTTServerProtocol(Protocol):
         else:
             data = bytes((first_byte, 2)) + packet_id.to_bytes(2, "big")
         if len(data) <= self.max_send_size:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)
 
     def send_pubrel(self, packet_id: int) -> None:
         if self.state == CONNECTED:

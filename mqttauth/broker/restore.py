@@ -10,6 +10,7 @@ flight are kept even if expired, since their delivery had started.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mqttauth.mqtt.constants import PropertyId
@@ -28,18 +29,18 @@ def restore(broker: Broker, state: StoredState) -> None:
     """Load ``state`` into ``broker``: retained messages, sessions, then wills."""
     now = broker.reactor.seconds()
     journal = broker.journal
-    for record in state.retained.values():
-        if record.expires_at is not None and record.expires_at <= now:
-            journal.delete_retained(record.topic)
+    for retained in state.retained.values():
+        if retained.expires_at is not None and retained.expires_at <= now:
+            journal.delete_retained(retained.topic)
             continue
         broker.retained.set(
             Message(
-                record.topic,
-                record.payload,
-                record.qos,
+                retained.topic,
+                retained.payload,
+                retained.qos,
                 True,
-                dict(record.properties),
-                record.expires_at,
+                dict(retained.properties),
+                retained.expires_at,
             )
         )
     for client_id, record in state.sessions.items():
@@ -94,11 +95,10 @@ def _restore_session(
 
 
 def _restore_messages(
-    broker: Broker, session: Session, records: object, now: float
+    broker: Broker, session: Session, records: Iterable[MessageRecord], now: float
 ) -> None:
     highest_key = 0
-    for record in records:  # type: ignore[attr-defined]
-        assert isinstance(record, MessageRecord)
+    for record in records:
         highest_key = max(highest_key, record.key)
         if record.state == QUEUED and record.expires_at is not None:
             if record.expires_at <= now:
