@@ -437,18 +437,29 @@ CRASHING_WRITER = textwrap.dedent(
     store = SQLiteStore(sys.argv[1], reactor)
     store.load()
 
+    # At most WINDOW commits wait at once, as a broker's publishers wait for
+    # acknowledgements.  Without a bound the reactor thread records rows far
+    # faster than the writer thread, which waits for the GIL, can write them.
+    WINDOW = 8
+    state = {"next_key": 1, "waiting": 0}
+
     def report(_, key):
         sys.stdout.write(f"{key}\\n")
         sys.stdout.flush()
+        state["waiting"] -= 1
+        fill()
 
-    def step(key):
-        store.put_message("c", MessageRecord(key, "t", b"x" * 200, 1))
-        if key % 3 == 0:
-            store.delete_message("c", key - 1)
-        store.commit().addCallback(report, key)
-        reactor.callLater(0, step, key + 1)
+    def fill():
+        while state["waiting"] < WINDOW:
+            key = state["next_key"]
+            state["next_key"] += 1
+            store.put_message("c", MessageRecord(key, "t", b"x" * 200, 1))
+            if key % 3 == 0:
+                store.delete_message("c", key - 1)
+            state["waiting"] += 1
+            store.commit().addCallback(report, key)
 
-    reactor.callWhenRunning(step, 1)
+    reactor.callWhenRunning(fill)
     reactor.run()
     """
 )
