@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from .listeners import ListenError, ListenerService
@@ -42,6 +42,8 @@ class BrokerService(Service):
     """
 
     name = "mqttauth"
+    #: The log observer that twistd should use for this application, if any.
+    log_observer: ILogObserver | None = None
 
     def __init__(
         self,
@@ -69,6 +71,18 @@ class BrokerService(Service):
         self._previous_sighup: Any = None
         self._reloading: Deferred[None] | None = None
         self._reload_again = False
+
+    def setServiceParent(self, parent: Any) -> None:
+        """Join ``parent`` and, when it is twistd's application, set its logger.
+
+        twistd creates the application around the service, then starts
+        logging to the application's ILogObserver component if it has one.
+        """
+        super().setServiceParent(parent)
+        set_component = getattr(parent, "setComponent", None)
+        if self.log_observer is not None and set_component is not None:
+            if parent.getComponent(ILogObserver) is None:
+                set_component(ILogObserver, self.log_observer)
 
     # Start-up ------------------------------------------------------------
 

@@ -179,6 +179,18 @@ def to_tls_version(value: Any) -> str:
     return text
 
 
+def to_log_level(value: Any) -> str:
+    """Coerce a log level name: debug, info, warn, error or critical."""
+    from .logfile import LOG_LEVELS
+
+    text = str(value).strip().lower()
+    if text == "warning":
+        text = "warn"
+    if text not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return text
+
+
 #: The reason codes a broker may send when a credential expires.
 CREDENTIAL_EXPIRY_REASON_CODES = (
     ReasonCode.NOT_AUTHORIZED,
@@ -299,6 +311,15 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         default=False,
         coerce=to_bool,
         kind="flag",
+    ),
+    _service(
+        "log-level",
+        "Lowest level of the log events written: debug, info, warn, error or "
+        "critical. It applies to twistd's --nodaemon and --logfile output, "
+        "not to --syslog or --logger.",
+        default="info",
+        coerce=to_log_level,
+        metavar="LEVEL",
     ),
 )
 

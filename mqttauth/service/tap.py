@@ -18,6 +18,7 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from .config import ConfigError
+from .logfile import observer_for_twistd
 from .options import (
     SERVICE_SETTINGS,
     Setting,
@@ -155,7 +156,7 @@ def makeService(options: BaseOptions) -> IService:
 
     try:
         resolved = options.resolve(os.environ)
-        return build_service(
+        service = build_service(
             resolved,
             reactor,
             options.authenticators,
@@ -165,3 +166,10 @@ def makeService(options: BaseOptions) -> IService:
     except ConfigError as error:
         sys.stderr.write(f"twistd mqttauth: error: {error}\n")
         raise SystemExit(1) from None
+    # Under twistd, the parent is twistd's own ServerOptions.
+    server_options = getattr(options, "parent", None)
+    if server_options is not None:
+        service.log_observer = observer_for_twistd(
+            server_options, resolved.values["log_level"]
+        )
+    return service
