@@ -11,7 +11,10 @@ import sys
 
 #: Command name to (module, one-line description).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "token": ("mqttauth.tokens", "sign a JWT for a device with a development or key file"),
+    "token": (
+        "mqttauth.tokens",
+        "sign a JWT for a device with a development or key file",
+    ),
     "passwd": ("mqttauth.auth.passwd", "add or remove users in a password file"),
 }
 

@@ -145,7 +145,9 @@ class IAuthorizer(Interface):
     decides the answer is deny), or a Deferred that fires with one of them.
     """
 
-    def authorize_publish(identity: Identity, topic: str, qos: int, retain: bool) -> Any:
+    def authorize_publish(
+        identity: Identity, topic: str, qos: int, retain: bool
+    ) -> Any:
         """Decide a PUBLISH to ``topic`` (a topic name, never a filter).
 
         The broker also calls this for a will, with the identity that was

@@ -14,7 +14,13 @@ from typing import Any
 
 from zope.interface import Attribute, Interface
 
-from .records import MessageRecord, RetainedRecord, SessionRecord, StoredState, WillRecord
+from .records import (
+    MessageRecord,
+    RetainedRecord,
+    SessionRecord,
+    StoredState,
+    WillRecord,
+)
 
 
 class StoreError(Exception):

@@ -1,4 +1,4 @@
-"""The in-memory session store: the default without a data directory, and a test fake."""
+"""The in-memory session store: the default without a data dir, and a test fake."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from .interfaces import ISessionStore
-from .records import MessageRecord, RetainedRecord, SessionRecord, StoredState, WillRecord
+from .records import (
+    MessageRecord,
+    RetainedRecord,
+    SessionRecord,
+    StoredState,
+    WillRecord,
+)
 
 
 @implementer(ISessionStore)

@@ -6,8 +6,8 @@ the client-credentials grant: issuer ``https://login.microsoftonline.com/
 app, ``oid`` its service principal, ``roles``, ``tid`` and ``ver: "2.0"``.
 They are signed by an RSA key backed by a certificate, which a loopback
 server publishes with ``x5t``, ``x5c`` and ``issuer`` members beside ``kid``,
-because the broker cannot reach login.microsoftonline.com here.  The broker gets the tenant id
-and only the JWKS URL is overridden.
+because the broker cannot reach login.microsoftonline.com here.  The broker
+gets the tenant id and only the JWKS URL is overridden.
 """
 
 from __future__ import annotations
