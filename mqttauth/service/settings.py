@@ -89,6 +89,12 @@ def load_toml(path: str) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError("--config", f"{path!r} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            "--config",
+            f"{path!r} is not UTF-8 text (invalid byte at offset {error.start}); "
+            "save the file as UTF-8",
+        ) from None
 
 
 def _coerce(setting: Setting, raw: Any, label: str) -> Any:

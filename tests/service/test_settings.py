@@ -172,6 +172,13 @@ def test_broken_toml_rejected(tmp_path: Path) -> None:
         resolve(SETTINGS, {"config": config}, {})
 
 
+def test_non_utf8_toml_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "mqttauth.toml"
+    path.write_bytes(b'acl-file = "\xff"\n')
+    with pytest.raises(ConfigError, match=r"^--config: .* is not UTF-8 text"):
+        resolve(SETTINGS, {"config": str(path)}, {})
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"^--config: invalid value: file .* not found"
