@@ -276,6 +276,12 @@ class TokenValidator:
                     f"claim {name!r} must be a NumericDate (a JSON number of seconds)",
                     kid,
                 )
+        # joserfc compares exp with a whole-second now, so it would accept a
+        # fractional exp for up to a second after it passed. This check uses
+        # the exact time, so an accepted token always has expires_at > now.
+        exp = claims.get("exp")
+        if exp is not None and exp <= now - self.policy.leeway:
+            raise TokenError("expired_token", "token has expired", kid)
         options: dict[str, Any] = {"exp": {"essential": self.policy.require_exp}}
         if self.policy.issuer is not None:
             options["iss"] = {"essential": True, "value": self.policy.issuer}

@@ -414,6 +414,12 @@ def test_fractional_exp_accepted(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
     assert check(token(rsa_key, exp=NOW + 0.5), ring).expires_at == NOW + 30.5
 
 
+def test_fractional_exp_past_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
+    # exp plus the leeway is NOW + 0.5, which has passed at NOW + 0.7.
+    text = token(rsa_key, exp=NOW - 29.5)
+    assert reason_of(text, ring, now=NOW + 0.7) == "expired_token"
+
+
 def test_nan_exp_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
     text = sign_token({"alg": "RS256", "kid": "k1"}, '{"sub":"d","exp":NaN}', rsa_key)
     assert reason_of(text, ring, replace(POLICY, issuer=None, audiences=())) == (
