@@ -78,6 +78,7 @@ MAX_BACKLOG = 4 * 1024 * 1024
 #: Bytes enough to read the protocol level of any CONNECT named "MQTT".
 _HEAD_SIZE = 16
 _TOPIC_ALIAS = PropertyId.TOPIC_ALIAS
+_SUBSCRIPTION_IDENTIFIER = PropertyId.SUBSCRIPTION_IDENTIFIER
 _MESSAGE_EXPIRY_INTERVAL = PropertyId.MESSAGE_EXPIRY_INTERVAL
 _PAYLOAD_FORMAT_INDICATOR = PropertyId.PAYLOAD_FORMAT_INDICATOR
 
@@ -281,6 +282,11 @@ class MQTTServerProtocol(Protocol):
         topic = packet.topic
         properties = packet.properties
         if properties:
+            if _SUBSCRIPTION_IDENTIFIER in properties:
+                # Only the server sets Subscription Identifiers (MQTT-3.3.4-6).
+                raise ProtocolError(
+                    "PUBLISH from a client with a Subscription Identifier"
+                )
             alias = properties.get(_TOPIC_ALIAS)
             if alias is not None:
                 topic = self._resolve_alias(alias, topic)

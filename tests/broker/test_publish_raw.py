@@ -407,6 +407,32 @@ def test_qos_above_maximum_0x9b(make_broker):
 
 
 @pytest_twisted.inlineCallbacks
+def test_client_subscription_identifier_0x82(broker):
+    def scenario() -> None:
+        with (
+            subscribed(broker.port, "sub", Subscription("t")) as sub,
+            RawClient(broker.port) as pub,
+        ):
+            pub.connect("pub")
+            pub.send(
+                Publish(
+                    "t",
+                    b"bad",
+                    qos=1,
+                    packet_id=1,
+                    properties={SUBSCRIPTION_IDENTIFIER: [7]},
+                )
+            )
+            assert pub.expect_closed() == b"\xe0\x01\x82"
+            with RawClient(broker.port) as other:
+                other.connect("other")
+                other.send(Publish("t", b"good"))
+                assert sub.receive() == Publish("t", b"good")
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
 def test_resend_with_dup_after_reconnect(broker):
     def scenario() -> None:
         with RawClient(broker.port) as sub:
