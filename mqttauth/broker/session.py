@@ -129,8 +129,9 @@ class Session:
         QoS 0 goes out at once to a connected client and is dropped for a
         disconnected one.  QoS 1 and 2 messages are journaled when the
         session is persistent, and with a durable store they wait for the
-        journal commit before they are sent, so a crash cannot lose a
-        message whose PUBLISH a client acknowledged.
+        journal commit of the message and its packet id before they are
+        sent.  So a crash cannot lose a message whose PUBLISH a client
+        acknowledged, nor send a QoS 2 message again under a new packet id.
         """
         connection = self.connection
         if not qos:
@@ -149,6 +150,15 @@ class Session:
         self.next_key += 1
         journal = self.broker.journal
         if self.journaled and journal.durable:
+            if (
+                connection is not None
+                and not queue
+                and self._in_flight() < connection.window
+            ):
+                # One commit records the message and its packet id.
+                if self._assign(outgoing):
+                    journal.after_commit(self._write_assigned, connection, [outgoing])
+                return
             outgoing.hold = journal.hold(self)
         elif (
             connection is not None
@@ -215,6 +225,54 @@ class Session:
         if self.journaled:
             self.broker.journal.put_message(self.client_id, outgoing)
 
+    def _assign(self, outgoing: Outgoing) -> bool:
+        """Give ``outgoing`` a packet id and journal it as sent, unsent as yet.
+
+        Returns False for a message that expired, which is forgotten.
+        """
+        message = outgoing.message
+        if message.expires_at is not None:
+            if message.expires_at <= self.broker.reactor.seconds():
+                self._forget(outgoing)
+                return False
+        packet_id = self._allocate_packet_id()
+        outgoing.packet_id = packet_id
+        outgoing.state = SENT
+        self.inflight[packet_id] = outgoing  # type: ignore[index]
+        self.broker.journal.put_message(self.client_id, outgoing)
+        return True
+
+    def _write_assigned(self, connection: Any, assigned: list[Outgoing]) -> None:
+        """Send messages that :meth:`_assign` journaled, once that is committed.
+
+        A connection that ended meanwhile gets nothing: the messages stay in
+        flight and go out again, with DUP, when the session resumes.
+        """
+        if self.connection is not connection:
+            return
+        inflight = self.inflight
+        for outgoing in assigned:
+            packet_id = outgoing.packet_id
+            if inflight is None or packet_id is None:
+                return
+            if inflight.get(packet_id) is not outgoing:
+                # Acknowledged or ended in the meantime.
+                continue
+            sent = connection.send_publish(
+                outgoing.message,
+                outgoing.qos,
+                outgoing.retain,
+                outgoing.subscription_identifiers,
+                packet_id,
+                False,
+            )
+            if not sent:
+                # Too large for the client (MQTT-3.1.2-25), as in _send.
+                del inflight[packet_id]
+                self._forget(outgoing)
+            if self.connection is not connection:
+                return
+
     def _forget(self, outgoing: Outgoing) -> None:
         if self.journaled:
             self.broker.journal.delete_message(self.client_id, outgoing.key)
@@ -225,8 +283,25 @@ class Session:
         queue = self.queue
         if connection is None or not queue:
             return
-        committed = self.broker.journal.committed
+        journal = self.broker.journal
+        committed = journal.committed
         window = connection.window
+        if self.journaled and journal.durable:
+            # The PUBLISH goes out only once its packet id is committed.  A
+            # crash before that commit would bring the message back as
+            # queued, to be sent again under a new packet id: a second copy
+            # of a QoS 2 message.
+            assigned = []
+            while queue and self._in_flight() < window:
+                outgoing = queue[0]
+                if outgoing.hold > committed:
+                    break
+                queue.popleft()
+                if self._assign(outgoing):
+                    assigned.append(outgoing)
+            if assigned:
+                journal.after_commit(self._write_assigned, connection, assigned)
+            return
         while queue and self._in_flight() < window:
             outgoing = queue[0]
             if outgoing.hold > committed:

@@ -20,6 +20,7 @@ from mqttauth.mqtt.packets import (
 )
 from mqttauth.store.interfaces import ISessionStore
 from mqttauth.store.memory import MemoryStore
+from mqttauth.store.records import SENT
 from tests.broker.clocked import START, FakeClient, clocked_broker
 
 EXPIRY = PropertyId.SESSION_EXPIRY_INTERVAL
@@ -109,6 +110,64 @@ def test_delivery_held_until_commit():
     store.complete()
     [delivered] = sub.received()
     assert delivered.payload == b"held"
+
+
+def test_qos2_packet_id_committed_before_send():
+    store = ControlledStore()
+    broker = clocked_broker(store=store)
+    sub = persistent_subscriber(broker, qos=2)
+    broker.reactor.advance(0)
+    store.complete()
+    publisher(broker).send(Publish("t/a", b"once", qos=2, packet_id=1))
+    broker.reactor.advance(0)
+    [record] = store.load().messages["sub"]
+    assert record.state == SENT
+    assert record.packet_id is not None
+    assert sub.received() == []
+    store.complete()
+    [delivered] = sub.received()
+    assert delivered.packet_id == record.packet_id
+    assert not delivered.dup
+
+
+def test_queued_packet_id_committed_before_send():
+    store = ControlledStore()
+    broker = clocked_broker(store=store)
+    persistent_subscriber(broker, qos=2).lose()
+    pub = publisher(broker)
+    pub.send(Publish("t/a", b"first", qos=2, packet_id=1))
+    pub.send(Publish("t/a", b"second", qos=2, packet_id=2))
+    broker.reactor.advance(0)
+    store.complete()
+    sub = FakeClient(broker)
+    sub.connect("sub", clean_start=False, properties={EXPIRY: 600})
+    broker.reactor.advance(0)
+    records = store.load().messages["sub"]
+    assert [record.state for record in records] == [SENT, SENT]
+    assert sub.received() == []
+    store.complete()
+    delivered = sub.received()
+    assert [packet.payload for packet in delivered] == [b"first", b"second"]
+    assert [packet.packet_id for packet in delivered] == [
+        record.packet_id for record in records
+    ]
+
+
+def test_connection_lost_before_commit_resends_dup():
+    store = ControlledStore()
+    broker = clocked_broker(store=store)
+    sub = persistent_subscriber(broker, qos=2)
+    broker.reactor.advance(0)
+    store.complete()
+    publisher(broker).send(Publish("t/a", b"once", qos=2, packet_id=1))
+    broker.reactor.advance(0)
+    sub.lose()
+    store.complete()
+    again = FakeClient(broker)
+    again.connect("sub", clean_start=False, properties={EXPIRY: 600})
+    [resent] = again.received()
+    assert resent.payload == b"once"
+    assert resent.dup
 
 
 def test_clean_session_costs_nothing():

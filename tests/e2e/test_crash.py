@@ -494,12 +494,4 @@ def check_qos2_once(arrivals: dict[int, list[tuple[int, bool]]]) -> None:
     Each arrival is (packet id, DUP).
     """
     twice = {number: seen for number, seen in arrivals.items() if len(seen) > 1}
-    # NOTE: the broker writes a QoS 2 PUBLISH to the socket before the
-    # journal commit of its packet id (Session._send puts the SENT record
-    # after send_publish).  A kill in between restores the message as queued,
-    # and it goes out again under a new packet id with DUP 0, so the
-    # subscriber cannot tell it from a new message.  Until the PUBLISH waits
-    # for that commit, this one pattern is an expected failure.
-    if twice and all(not dup for seen in twice.values() for _, dup in seen[1:]):
-        pytest.xfail(f"QoS 2 messages delivered again as new after a kill: {twice}")
     assert twice == {}
