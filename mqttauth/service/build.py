@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,6 +129,28 @@ def _build_plugin(
     return built
 
 
+_VARIABLE = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
+
+
+def _spell_as_given(error: ConfigError, resolved: ResolvedSettings) -> ConfigError:
+    """Return ``error`` with each environment variable in its setting name
+    replaced by the spelling in which that setting was given.
+
+    Plugins name their settings by environment variable (``JWT_JWKS_URL``)
+    whatever the source, so without this a value from the command line would
+    be reported under a variable that is not set.
+    """
+    spellings = {
+        setting.env: resolved.spelling(setting) for setting in resolved.settings
+    }
+    renamed = _VARIABLE.sub(
+        lambda match: spellings.get(match.group(0), match.group(0)), error.setting
+    )
+    if renamed == error.setting:
+        return error
+    return ConfigError(renamed, error.message)
+
+
 def broker_settings_from(values: dict[str, Any]) -> BrokerSettings:
     """Return the BrokerSettings that ``values`` (keyed by field name) set."""
     fields = {
@@ -178,18 +201,23 @@ def build_service(
     if values["data_dir"] is not None:
         values["data_dir"] = prepare_data_dir(values["data_dir"])
 
-    authenticator = _build_plugin(
-        authenticators,
-        values["authenticator"],
-        "--authenticator",
-        IAuthenticator,
-        values,
-        reactor,
-    )
-    chain = [
-        _build_plugin(authorizers, name, "--authorizer", IAuthorizer, values, reactor)
-        for name in values["authorizer"]
-    ]
+    try:
+        authenticator = _build_plugin(
+            authenticators,
+            values["authenticator"],
+            "--authenticator",
+            IAuthenticator,
+            values,
+            reactor,
+        )
+        chain = [
+            _build_plugin(
+                authorizers, name, "--authorizer", IAuthorizer, values, reactor
+            )
+            for name in values["authorizer"]
+        ]
+    except ConfigError as error:
+        raise _spell_as_given(error, resolved) from None
     store, store_line = build_store(values["data_dir"], reactor)
 
     from mqttauth.broker.broker import Broker

@@ -36,6 +36,16 @@ class ResolvedSettings:
     #: Environment variables with the MQTTAUTH_ prefix that name no setting.
     unknown_environment: tuple[str, ...] = ()
 
+    def spelling(self, setting: Setting) -> str:
+        """Return ``setting`` as it was given: its option, its key in the
+        config file, or its variable when the environment or the default set it."""
+        source = self.sources.get(setting.key)
+        if source == "command line":
+            return setting.option
+        if source == "config file":
+            return _file_label(setting, self.config_file or "")
+        return setting.env
+
     def explicit(self) -> frozenset[str]:
         """Return the keys that a source other than the default set."""
         return frozenset(

@@ -248,3 +248,41 @@ def test_jwt_mixed_key_sources() -> None:
     )
     message = output.split("error:")[1]
     assert "JWT_JWKS_URL" in message or "jwt-jwks-url" in message
+
+
+def test_jwt_error_names_option_given() -> None:
+    output = fails(
+        "--listen",
+        LOOPBACK,
+        "--authenticator",
+        "jwt",
+        "--jwt-jwks-url",
+        "http://idp.example/keys",
+    )
+    message = output.split("error:")[1]
+    assert message.startswith(" --jwt-jwks-url: 'http://idp.example/keys' uses plain")
+
+
+def test_jwt_error_names_toml_key(tmp_path: Path) -> None:
+    config = tmp_path / "mqttauth.toml"
+    config.write_text(
+        'authenticator = "jwt"\njwt-max-token-size = 10\n'
+        'jwt-jwks-url = "https://idp.example/keys"\n'
+    )
+    output = fails("--listen", LOOPBACK, "--config", str(config))
+    message = output.split("error:")[1]
+    assert message.startswith(f" jwt-max-token-size in {config}: 10 is out of range")
+
+
+def test_jwt_conflict_names_each_as_given() -> None:
+    output = fails(
+        "--listen",
+        LOOPBACK,
+        "--authenticator",
+        "jwt",
+        "--jwt-jwks-url",
+        "https://idp.example/keys",
+        env={"JWT_VERIFICATION_KEY": "a-shared-secret-of-enough-length-000000"},
+    )
+    message = output.split("error:")[1]
+    assert message.startswith(" --jwt-jwks-url and JWT_VERIFICATION_KEY: each names")
