@@ -285,6 +285,15 @@ def _parse_claim(text: str) -> tuple[str, Any]:
         return name, value
 
 
+def _parse_subject(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a non-empty name, got {text!r}, because the broker rejects "
+            "a token whose principal is empty"
+        )
+    return text
+
+
 def _parse_ttl(text: str) -> int:
     try:
         ttl = int(text)
@@ -312,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sub",
         required=True,
+        type=_parse_subject,
         metavar="NAME",
         help="subject, the principal ({username})",
     )

@@ -319,6 +319,16 @@ def test_command_bad_ttl(capsys: pytest.CaptureFixture[str], ttl: str) -> None:
     assert raised.value.code == 2
 
 
+@pytest.mark.parametrize("subject", ["", "  "])
+def test_command_empty_sub_rejected(
+    capsys: pytest.CaptureFixture[str], subject: str
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        dispatch(["token", "--sub", subject])
+    assert raised.value.code == 2
+    assert "argument --sub: expected a non-empty name" in capsys.readouterr().err
+
+
 def test_command_bad_claim(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         dispatch(["token", "--sub", "d", "--claim", "novalue"])
