@@ -76,6 +76,7 @@ class Session:
         "connection",
         "identity",
         "inflight",
+        "resend",
         "queue",
         "inbound",
         "next_packet_id",
@@ -99,6 +100,9 @@ class Session:
         self.identity: Identity | None = None
         # Created on first use: most sessions never need them.
         self.inflight: dict[int, Outgoing] | None = None
+        #: Messages in flight from an earlier connection that wait, in order,
+        #: for the client's Receive Maximum to allow sending them again.
+        self.resend: deque[Outgoing] | None = None
         self.queue: deque[Outgoing] | None = None
         #: Inbound QoS 2 packet ids that wait for PUBREL (MQTT-4.3.3-9).
         self.inbound: set[int] | None = None
@@ -278,10 +282,19 @@ class Session:
             self.broker.journal.delete_message(self.client_id, outgoing.key)
 
     def pump(self) -> None:
-        """Send queued messages while the window and the journal allow."""
+        """Send queued messages while the window and the journal allow.
+
+        Messages waiting to be sent again after a reconnect go first.
+        """
         connection = self.connection
+        if connection is None:
+            return
+        if self.resend:
+            self._resend_waiting(connection)
+            if self.connection is not connection:
+                return
         queue = self.queue
-        if connection is None or not queue:
+        if not queue:
             return
         journal = self.broker.journal
         committed = journal.committed
@@ -311,28 +324,61 @@ class Session:
             if self.connection is not connection:
                 break
 
+    def _resend_waiting(self, connection: Any) -> None:
+        """Send ``resend`` messages again, with DUP, while the window allows.
+
+        The messages still waiting count as in flight, because their packet
+        ids stay in use, but only those sent on this connection count
+        against the client's Receive Maximum (MQTT-3.3.4-9).
+        """
+        resend = self.resend
+        inflight = self.inflight
+        window = connection.window
+        while resend and len(inflight) - len(resend) < window:  # type: ignore[arg-type]
+            outgoing = resend.popleft()
+            sent = connection.send_publish(
+                outgoing.message,
+                outgoing.qos,
+                outgoing.retain,
+                outgoing.subscription_identifiers,
+                outgoing.packet_id,
+                True,
+            )
+            if not sent:
+                # Too large for the client's Maximum Packet Size on this
+                # connection: behave as if the delivery had completed
+                # (MQTT-3.1.2-25), so it does not hold a place in the window.
+                del inflight[outgoing.packet_id]  # type: ignore[arg-type, union-attr]
+                self._forget(outgoing)
+            if self.connection is not connection:
+                return
+
+    def _stop_resending(self, outgoing: Outgoing) -> None:
+        """Take ``outgoing`` off ``resend``, since the client acknowledged it."""
+        resend = self.resend
+        if resend and outgoing in resend:
+            resend.remove(outgoing)
+
     def resume(self) -> None:
         """Resend what was in flight, with DUP, then go on with the queue.
 
-        Called after CONNACK on a resumed session (MQTT-4.4.0-1): a PUBLISH
-        that was not acknowledged is sent again with DUP set, a PUBREL that
-        was not completed is sent again.
+        Called after CONNACK on a resumed session (MQTT-4.4.0-1): a PUBREL
+        that was not completed is sent again at once.  A PUBLISH that was not
+        acknowledged is sent again with DUP set and its packet id, as soon
+        as the Receive Maximum of the new connection allows, before any
+        queued message.
         """
         connection = self.connection
         inflight = self.inflight
+        self.resend = None
         if inflight:
+            resend: deque[Outgoing] = deque()
             for outgoing in sorted(inflight.values(), key=_by_key):
                 if outgoing.state == RELEASED:
                     connection.send_pubrel(outgoing.packet_id)
-                    continue
-                connection.send_publish(
-                    outgoing.message,
-                    outgoing.qos,
-                    outgoing.retain,
-                    outgoing.subscription_identifiers,
-                    outgoing.packet_id,
-                    True,
-                )
+                else:
+                    resend.append(outgoing)
+            self.resend = resend
         self.pump()
 
     # -- acknowledgements from the client ------------------------------------
@@ -344,6 +390,7 @@ class Session:
         if outgoing is None or outgoing.qos != 1:
             return False
         del inflight[packet_id]  # type: ignore[union-attr]
+        self._stop_resending(outgoing)
         self._forget(outgoing)
         self.pump()
         return True
@@ -358,6 +405,7 @@ class Session:
         outgoing = inflight.get(packet_id) if inflight else None
         if outgoing is None or outgoing.qos != 2:
             return False
+        self._stop_resending(outgoing)
         if reason_code >= 0x80:
             del inflight[packet_id]  # type: ignore[union-attr]
             self._forget(outgoing)

@@ -19,6 +19,8 @@ from tests.broker.clocked import FakeClient, clocked_broker
 EXPIRY = PropertyId.SESSION_EXPIRY_INTERVAL
 WILL_DELAY = PropertyId.WILL_DELAY_INTERVAL
 MESSAGE_EXPIRY = PropertyId.MESSAGE_EXPIRY_INTERVAL
+RECEIVE_MAXIMUM = PropertyId.RECEIVE_MAXIMUM
+MAXIMUM_PACKET_SIZE = PropertyId.MAXIMUM_PACKET_SIZE
 
 
 def watcher(broker, topic_filter="wills/#"):  # noqa: ANN001, ANN201
@@ -183,6 +185,66 @@ def test_receive_maximum_limits_inflight():
     assert [packet.payload for packet in first] == [b"0", b"1"]
     sub.send(Puback(first[0].packet_id))
     assert [packet.payload for packet in sub.received()] == [b"2"]
+
+
+def test_resume_respects_receive_maximum():
+    broker = clocked_broker()
+    sub = FakeClient(broker)
+    sub.connect("sub", clean_start=False, properties={EXPIRY: 600, RECEIVE_MAXIMUM: 3})
+    sub.send(Subscribe(1, [Subscription("t", qos=1)]))
+    sub.received()
+    pub = publisher(broker)
+    for number in range(3):
+        pub.send(Publish("t", str(number).encode(), qos=1, packet_id=number + 1))
+    first = sub.received()
+    assert len(first) == 3
+    sub.lose()
+
+    again = FakeClient(broker)
+    again.connect(
+        "sub", clean_start=False, properties={EXPIRY: 600, RECEIVE_MAXIMUM: 1}
+    )
+    resent = again.received()
+    assert [packet.payload for packet in resent] == [b"0"]
+    assert resent[0].dup
+    assert resent[0].packet_id == first[0].packet_id
+    again.send(Puback(resent[0].packet_id))
+    second = again.received()
+    assert [packet.payload for packet in second] == [b"1"]
+    assert second[0].dup
+    assert second[0].packet_id == first[1].packet_id
+    pub.send(Publish("t", b"3", qos=1, packet_id=4))
+    assert again.received() == []
+    again.send(Puback(second[0].packet_id))
+    third = again.received()
+    assert [packet.payload for packet in third] == [b"2"]
+    assert third[0].packet_id == first[2].packet_id
+    again.send(Puback(third[0].packet_id))
+    fourth = again.received()
+    assert [packet.payload for packet in fourth] == [b"3"]
+    assert not fourth[0].dup
+
+
+def test_resume_drops_too_large():
+    broker = clocked_broker()
+    sub = FakeClient(broker)
+    sub.connect("sub", clean_start=False, properties={EXPIRY: 600, RECEIVE_MAXIMUM: 1})
+    sub.send(Subscribe(1, [Subscription("t", qos=1)]))
+    sub.received()
+    pub = publisher(broker)
+    pub.send(Publish("t", b"x" * 100, qos=1, packet_id=1))
+    assert len(sub.received()) == 1
+    sub.lose()
+
+    again = FakeClient(broker)
+    again.connect(
+        "sub",
+        clean_start=False,
+        properties={EXPIRY: 600, RECEIVE_MAXIMUM: 1, MAXIMUM_PACKET_SIZE: 64},
+    )
+    assert again.received() == []
+    pub.send(Publish("t", b"small", qos=1, packet_id=2))
+    assert [packet.payload for packet in again.received()] == [b"small"]
 
 
 def test_qos0_not_queued_offline():
