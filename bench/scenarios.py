@@ -327,6 +327,20 @@ _RAW_TARGETS: tuple[Target, ...] = (
         True,
     ),
     Target(
+        "RS256 connect, one token for all, vs joserfc alone",
+        ("connect_rs256_same", "mqttauth", "connects_per_s"),
+        ("joserfc_RS256", "joserfc", "verifications_per_s"),
+        0.4,
+        True,
+    ),
+    Target(
+        "ES256 connect, one token for all, vs joserfc alone",
+        ("connect_es256_same", "mqttauth", "connects_per_s"),
+        ("joserfc_ES256", "joserfc", "verifications_per_s"),
+        0.4,
+        True,
+    ),
+    Target(
         "durable vs in-memory QoS 1 fan-in",
         ("fanin_qos1_durable", "mqttauth", "msgs_per_s"),
         ("fanin_qos1_persistent", "mqttauth", "msgs_per_s"),
