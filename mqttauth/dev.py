@@ -34,6 +34,7 @@ from mqttauth.tokens import (
     DEV_GROUPS_CLAIM,
     DEV_ISSUER,
     DEV_ORGANIZATION_CLAIM,
+    KeyFileError,
     SigningKey,
     create_dev_key,
     default_dev_data_dir,
@@ -312,6 +313,34 @@ def format_banner(
     )
 
 
+def _prepare_signing_key(data_dir: Path) -> SigningKey:
+    """Create the development signing key in ``data_dir`` unless it exists,
+    then load it.  Raises :class:`ConfigError` when either step fails."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(
+            "--data-dir", f"{str(data_dir)!r} exists but is not a directory"
+        )
+    try:
+        created = create_dev_key(data_dir)
+    except OSError as error:
+        raise ConfigError(
+            "--data-dir",
+            f"cannot create the development signing key in {str(data_dir)!r}: "
+            f"{error.strerror or error}; give a directory this user can write",
+        ) from None
+    path = dev_key_path(data_dir)
+    if created:
+        log.info("Created development signing key {path}", path=str(path))
+    try:
+        return load_dev_key(data_dir)
+    except KeyFileError as error:
+        raise ConfigError(
+            "--dev",
+            f"the development signing key cannot be used: {error}. Delete "
+            f"{str(path)!r} and start again to have a new key created",
+        ) from None
+
+
 def prepare_dev_mode(
     settings: Mapping[str, Any], reactor: Any
 ) -> tuple[dict[str, Any], list[IService], str]:
@@ -342,7 +371,8 @@ def prepare_dev_mode(
 
     Creates the data directory, the signing key and the ACL file when they
     are missing and never overwrites them.  Raises :class:`ConfigError` for
-    a listener that is not a loopback ``tcp:`` endpoint.
+    a listener that is not a loopback ``tcp:`` endpoint, a data directory
+    that cannot hold the key, and a key file that is not a usable key.
     """
     listen = tuple(settings.get("listen") or ())
     if not listen or listen == SERVICE_DEFAULT_LISTEN:
@@ -350,11 +380,7 @@ def prepare_dev_mode(
     endpoints = [parse_loopback_listener(description) for description in listen]
 
     data_dir = Path(settings.get("data_dir") or default_dev_data_dir()).absolute()
-    if create_dev_key(data_dir):
-        log.info(
-            "Created development signing key {path}", path=str(dev_key_path(data_dir))
-        )
-    signing_key = load_dev_key(data_dir)
+    signing_key = _prepare_signing_key(data_dir)
     acl_file = Path(settings["acl_file"]) if settings.get("acl_file") else None
     if acl_file is None:
         acl_file = write_dev_acl(data_dir)

@@ -93,6 +93,27 @@ def test_public_listener_rejected(tmp_path: Path) -> None:
         )
 
 
+def test_data_dir_file_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(ConfigError) as raised:
+        dev.prepare_dev_mode({"data_dir": str(path)}, reactor)
+    assert raised.value.setting == "--data-dir"
+    assert "is not a directory" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"garbage\n", b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"],
+)
+def test_broken_dev_key_rejected(tmp_path: Path, content: bytes) -> None:
+    tokens.dev_key_path(tmp_path).write_bytes(content)
+    with pytest.raises(ConfigError) as raised:
+        dev.prepare_dev_mode({"data_dir": str(tmp_path)}, reactor)
+    assert raised.value.setting == "--dev"
+    assert f"Delete {str(tokens.dev_key_path(tmp_path))!r}" in raised.value.message
+
+
 def test_overrides_configure_jwt(prepared: Any, tmp_path: Path) -> None:
     overrides, services, _ = prepared({})
     assert overrides["authenticator"] == "jwt"
