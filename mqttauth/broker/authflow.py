@@ -418,7 +418,17 @@ class ConnectFlow(_Exchange):
                 if result.data is not None:
                     properties[_P.AUTHENTICATION_DATA] = result.data
         protocol.state = CONNECTED
-        _send_connack(protocol, present, properties)
+        if not _send_connack(protocol, present, properties):
+            log.info(
+                "Closed {client_id} at {peer}: no CONNACK fits its Maximum Packet "
+                "Size {maximum}",
+                client_id=protocol.client_id,
+                peer=protocol.peer,
+                maximum=protocol.max_send_size,
+            )
+            protocol._end(publish_will=False, reason="CONNACK too large")
+            protocol.transport.loseConnection()
+            return
         log.info(
             "Connected {client_id} at {peer}: protocol level {protocol_level}, "
             "clean start {clean_start}, keep alive {keep_alive}, principal "
@@ -468,15 +478,25 @@ class ConnectFlow(_Exchange):
 _CONNACK_CACHE: dict[tuple[int, bool, tuple[tuple[int, Any], ...]], bytes] = {}
 
 
+#: CONNACK properties that the broker may leave out when their value is 1,
+#: since a client reads their absence as 1.
+_AVAILABLE_BY_DEFAULT = (
+    _P.RETAIN_AVAILABLE,
+    _P.WILDCARD_SUBSCRIPTION_AVAILABLE,
+    _P.SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+    _P.SHARED_SUBSCRIPTION_AVAILABLE,
+)
+
+
 def _send_connack(
     protocol: MQTTServerProtocol, present: bool, properties: dict[int, Any]
-) -> None:
+) -> bool:
+    """Send a successful CONNACK; return False if none fits the Maximum Packet Size."""
     if (
         _P.ASSIGNED_CLIENT_IDENTIFIER in properties
         or _P.AUTHENTICATION_DATA in properties
     ):
-        protocol.send_control(Connack(0, present, properties))
-        return
+        return _send_fitting_connack(protocol, present, properties)
     key = (protocol.protocol_level, present, tuple(sorted(properties.items())))
     data = _CONNACK_CACHE.get(key)
     if data is None:
@@ -484,9 +504,26 @@ def _send_connack(
             _CONNACK_CACHE.clear()
         data = _CONNACK_CACHE[key] = encode(Connack(0, present, properties), key[0])
     if len(data) > protocol.max_send_size:
-        protocol.send_control(Connack(0, present, properties))
-        return
+        return _send_fitting_connack(protocol, present, properties)
     protocol.transport.write(data)
+    return True
+
+
+def _send_fitting_connack(
+    protocol: MQTTServerProtocol, present: bool, properties: dict[int, Any]
+) -> bool:
+    """Send a CONNACK within the client's Maximum Packet Size (MQTT-3.1.2-24).
+
+    When the full CONNACK is too large, the properties that only repeat
+    their default value are left out.  Return False when it still does
+    not fit, so nothing was sent.
+    """
+    if protocol.send_control(Connack(0, present, dict(properties))):
+        return True
+    for identifier in _AVAILABLE_BY_DEFAULT:
+        if properties.get(identifier) == 1:
+            del properties[identifier]
+    return protocol.send_control(Connack(0, present, properties))
 
 
 class ReauthFlow(_Exchange):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest_twisted
 
 from mqttauth.broker.settings import BrokerSettings
+from mqttauth.mqtt.codec import encode
 from mqttauth.mqtt.constants import PropertyId
-from mqttauth.mqtt.packets import Connect, Disconnect, Pingreq
+from mqttauth.mqtt.packets import Connect, Disconnect, Pingreq, Pingresp
 from tests.support.inprocess import in_thread
 from tests.support.rawclient import RawClient
 
@@ -138,6 +139,35 @@ def test_connack_states_limits(make_broker):
             assert properties[PropertyId.RETAIN_AVAILABLE] == 0
             assert properties[PropertyId.WILDCARD_SUBSCRIPTION_AVAILABLE] == 1
             assert properties[PropertyId.SHARED_SUBSCRIPTION_AVAILABLE] == 1
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+def test_connack_fits_small_maximum_packet_size(broker):
+    def scenario() -> None:
+        with RawClient(broker.port) as client:
+            connack = client.connect(
+                "c", properties={PropertyId.MAXIMUM_PACKET_SIZE: 20}
+            )
+            assert connack.reason_code == 0
+            assert len(encode(connack, 5)) <= 20
+            assert connack.properties[PropertyId.RECEIVE_MAXIMUM] == 1024
+            assert connack.properties[PropertyId.TOPIC_ALIAS_MAXIMUM] == 64
+            assert PropertyId.RETAIN_AVAILABLE not in connack.properties
+            client.send(Pingreq())
+            assert client.receive() == Pingresp()
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+def test_connack_too_large_closes(broker):
+    def scenario() -> None:
+        with RawClient(broker.port) as client:
+            client.send(Connect("c", properties={PropertyId.MAXIMUM_PACKET_SIZE: 4}))
+            assert client.expect_closed() == b""
+        assert "c" not in broker.broker.sessions
 
     yield in_thread(scenario)
 
