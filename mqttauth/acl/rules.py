@@ -42,11 +42,6 @@ from .filters import (
     split_filter,
 )
 
-#: Key in :attr:`Identity.attributes` that marks an identity as anonymous (a
-#: client that gave no User Name).  Mosquitto-style ``topic`` lines above the
-#: first ``user`` or ``group`` line apply only to such identities.
-ANONYMOUS_ATTRIBUTE = "anonymous"
-
 
 class Access(enum.IntFlag):
     """The access a rule grants or denies.
@@ -253,7 +248,7 @@ class Rule:
     """One ACL rule.
 
     ``anonymous_only`` restricts the rule to anonymous identities (see
-    :data:`ANONYMOUS_ATTRIBUTE`); ``requirements`` must all hold.  ``origin``
+    :attr:`Identity.anonymous`); ``requirements`` must all hold.  ``origin``
     names where the rule came from (``acl.conf:12``) for messages.
     """
 
@@ -284,8 +279,10 @@ def _username(identity: Identity) -> str | None:
 
 
 def is_anonymous(identity: Identity) -> bool:
-    """Return whether the identity is marked as a client without User Name."""
-    return identity.attributes.get(ANONYMOUS_ATTRIBUTE) is True
+    """Return whether the identity is a client without User Name
+    (:attr:`Identity.anonymous`).  Mosquitto-style ``topic`` lines above the
+    first ``user`` or ``group`` line apply only to such identities."""
+    return identity.anonymous
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ Nothing is verified.  The identity's principal is the CONNECT User Name when
 the client sent one, so a client can claim any principal it likes: use this
 only where every client is trusted.  A client that sent no User Name gets its
 client identifier as principal, for the logs, and is marked anonymous
-(``attributes["anonymous"]`` is ``True``).  The ACL treats such an identity
+(:attr:`Identity.anonymous` is ``True``).  The ACL treats such an identity
 as having no user name, as Mosquitto does, and applies to it the
 Mosquitto-style ``topic`` lines above the first ``user`` or ``group`` line.
 """
@@ -17,8 +17,6 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
-
-from mqttauth.acl.rules import ANONYMOUS_ATTRIBUTE
 
 from .interfaces import (
     AuthRequest,
@@ -42,11 +40,7 @@ class AnonymousAuthenticator:
         if request.username is not None:
             identity = Identity(request.username, request.client_id)
         else:
-            identity = Identity(
-                request.client_id,
-                request.client_id,
-                attributes={ANONYMOUS_ATTRIBUTE: True},
-            )
+            identity = Identity(request.client_id, request.client_id, anonymous=True)
         return AuthSuccess(identity)
 
 

@@ -43,6 +43,11 @@ class Identity:
     #: The claims or attributes the identity came from, for authorizers that
     #: want more than the fields above.  Never contains the credential itself.
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    #: True for a client that sent no User Name and was let in without one
+    #: (the ``anonymous`` authenticator).  The ACL gives such an identity no
+    #: user name and applies Mosquitto's anonymous-only rules to it.  It is a
+    #: field, not an attribute, because attributes may hold token claims.
+    anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,7 @@ def will_record(client_id: str, will: Will, identity: Identity) -> WillRecord:
             "groups": list(identity.groups),
             "expires_at": identity.expires_at,
             "attributes": dict(identity.attributes),
+            "anonymous": identity.anonymous,
         },
     )
 
@@ -189,4 +190,5 @@ def identity_from_record(record: WillRecord) -> Identity:
         groups=tuple(stored.get("groups") or ()),
         expires_at=stored.get("expires_at"),
         attributes=dict(stored.get("attributes") or {}),
+        anonymous=stored.get("anonymous") is True,
     )

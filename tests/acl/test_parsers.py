@@ -5,7 +5,6 @@ import pytest
 from mqttauth.acl.authorizer import detect_format
 from mqttauth.acl.mosquitto import parse_mosquitto_acl
 from mqttauth.acl.rules import (
-    ANONYMOUS_ATTRIBUTE,
     Access,
     AclSyntaxError,
     Attribute,
@@ -33,8 +32,8 @@ pattern deny devices/%u/locked
 """
 
 
-def who(principal="alice", client_id="c1", groups=(), **attrs):
-    return Identity(principal, client_id, None, tuple(groups), attributes=attrs)
+def who(principal="alice", client_id="c1", groups=(), anonymous=False):
+    return Identity(principal, client_id, None, tuple(groups), anonymous=anonymous)
 
 
 def test_mosquitto_sections():
@@ -58,7 +57,7 @@ def test_mosquitto_sections():
 
 def test_mosquitto_decisions():
     rules = RuleSet(parse_mosquitto_acl(MOSQUITTO_FILE))
-    anonymous = who(principal="c9", client_id="c9", **{ANONYMOUS_ATTRIBUTE: True})
+    anonymous = who(principal="c9", client_id="c9", anonymous=True)
     assert rules.may_subscribe(anonymous, "public/#") is True
     assert rules.may_subscribe(who(), "public/#") is None
     assert rules.may_publish(who(), "alice/x") is True

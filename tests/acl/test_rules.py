@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from mqttauth.acl.mosquitto import parse_mosquitto_acl
 from mqttauth.acl.rules import (
-    ANONYMOUS_ATTRIBUTE,
     Access,
     Attribute,
     Outcome,
@@ -19,8 +18,22 @@ from mqttauth.acl.tabular import parse_csv_rules
 from mqttauth.auth.interfaces import Identity
 
 
-def identity(principal="alice", client_id="c1", organization=None, groups=(), **attrs):
-    return Identity(principal, client_id, organization, tuple(groups), attributes=attrs)
+def identity(
+    principal="alice",
+    client_id="c1",
+    organization=None,
+    groups=(),
+    anonymous_client=False,
+    **attrs,
+):
+    return Identity(
+        principal,
+        client_id,
+        organization,
+        tuple(groups),
+        attributes=attrs,
+        anonymous=anonymous_client,
+    )
 
 
 def csv_rules(*rows):
@@ -195,17 +208,30 @@ def test_anonymous_only_rule():
         TopicTemplate.parse("pub/#"), Access.READ, Outcome.ALLOW, anonymous_only=True
     )
     rules = RuleSet([rule])
-    anonymous = identity(principal="c1", **{ANONYMOUS_ATTRIBUTE: True})
+    anonymous = identity(principal="c1", anonymous_client=True)
     assert rules.may_subscribe(anonymous, "pub/#") is True
     assert rules.may_subscribe(identity(), "pub/#") is None
 
 
 def test_anonymous_has_no_username():
     rules = csv_rules("u/{username}, ALL, , ALLOW", "x, ALL, username=c1, ALLOW")
-    anonymous = identity(principal="c1", **{ANONYMOUS_ATTRIBUTE: True})
+    anonymous = identity(principal="c1", anonymous_client=True)
     assert rules.may_publish(anonymous, "u/c1") is None
     assert rules.may_publish(anonymous, "x") is None
     assert rules.may_publish(identity(principal="c1"), "u/c1") is True
+
+
+def test_anonymous_claim_not_anonymous():
+    # A JWT's claims become the identity's attributes, so a token can carry a
+    # claim named "anonymous". That claim must not make the ACL treat the
+    # client as one that sent no User Name.
+    rule = Rule(
+        TopicTemplate.parse("pub/#"), Access.READ, Outcome.ALLOW, anonymous_only=True
+    )
+    rules = RuleSet([rule, *csv_rules("u/{username}, ALL, , ALLOW").rules])
+    claimed = identity(principal="c1", anonymous=True)
+    assert rules.may_subscribe(claimed, "pub/#") is None
+    assert rules.may_publish(claimed, "u/c1") is True
 
 
 def test_cache_keeps_identities_apart():

@@ -8,7 +8,6 @@ from twisted.plugin import IPlugin, getPlugins
 from zope.interface.verify import verifyObject
 
 import twisted.plugins
-from mqttauth.acl.rules import ANONYMOUS_ATTRIBUTE
 from mqttauth.auth.allow_all import AllowAllAuthorizer, AllowAllPlugin
 from mqttauth.auth.anonymous import AnonymousAuthenticator, AnonymousPlugin
 from mqttauth.auth.interfaces import (
@@ -79,13 +78,13 @@ def test_anonymous_uses_user_name():
     )
     assert identity.principal == "alice"
     assert identity.client_id == "dev-7"
-    assert ANONYMOUS_ATTRIBUTE not in identity.attributes
+    assert identity.anonymous is False
 
 
 def test_anonymous_without_user_name():
     identity = AnonymousAuthenticator().authenticate(anonymous_request(None)).identity
     assert identity.principal == "dev-7"
-    assert identity.attributes[ANONYMOUS_ATTRIBUTE] is True
+    assert identity.anonymous is True
 
 
 def test_anonymous_provides_interfaces():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from mqttauth.auth.interfaces import Identity
+from mqttauth.broker.wills import identity_from_record, will_record
 from mqttauth.mqtt.constants import PropertyId
 from mqttauth.mqtt.packets import (
     Puback,
@@ -18,6 +22,7 @@ from mqttauth.mqtt.packets import (
     Subscription,
     Will,
 )
+from mqttauth.store.encoding import decode_value, encode_value
 from mqttauth.store.interfaces import ISessionStore
 from mqttauth.store.memory import MemoryStore
 from mqttauth.store.records import SENT
@@ -304,3 +309,14 @@ def test_delayed_will_survives_restart():
     second.reactor.advance(30)
     assert watch.received() == [Publish("wills/device", b"gone")]
     assert "device" not in store.load().wills
+
+
+def test_will_identity_keeps_anonymous():
+    will = Will("wills/device", b"gone")
+    for anonymous in (True, False):
+        identity = Identity("c9", "c9", anonymous=anonymous)
+        record = will_record("c9", will, identity)
+        # The SQLite store keeps the identity through this encoding.
+        stored = decode_value(encode_value(record.identity_attributes))
+        restored = identity_from_record(replace(record, identity_attributes=stored))
+        assert restored.anonymous is anonymous
