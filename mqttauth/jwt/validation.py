@@ -368,7 +368,9 @@ def _decode_header(raw: bytes) -> dict[str, Any]:
         )
     try:
         header = _JSON.decode(_b64url_decode(parts[0]).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # json raises RecursionError for nesting deeper than Python's
+        # recursion limit, and UnicodeDecodeError is a ValueError.
         raise TokenError(
             "malformed_token", "token header is not base64url-encoded JSON"
         ) from None
@@ -380,7 +382,7 @@ def _decode_header(raw: bytes) -> dict[str, Any]:
 def _decode_claims(payload: bytes, kid: str | None) -> dict[str, Any]:
     try:
         claims = _JSON.decode(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise TokenError(
             "invalid_payload", "token claims are not valid JSON", kid
         ) from None

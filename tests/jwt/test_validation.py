@@ -20,7 +20,7 @@ from mqttauth.jwt.validation import (
     normalize_type,
 )
 from tests.jwt.conftest import AUDIENCE, ISSUER, NOW, claims, token
-from tests.support.jwks import public_jwk, sign_hs256_with_bytes, sign_token
+from tests.support.jwks import b64url, public_jwk, sign_hs256_with_bytes, sign_token
 
 POLICY = ValidationPolicy(
     algorithms=ASYMMETRIC_ALGORITHMS,
@@ -337,6 +337,15 @@ def test_duplicate_header_member_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) ->
     assert reason_of(text, ring) == "malformed_token"
 
 
+def test_deeply_nested_header_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
+    # Nesting deeper than Python's recursion limit makes json raise
+    # RecursionError, which must not escape as anything but TokenError.
+    good = token(rsa_key)
+    header = '{"alg":"RS256","kid":"k1","x":' + "[" * 5000 + "]" * 5000 + "}"
+    text = b64url(header.encode()) + "." + good.split(".", 1)[1]
+    assert reason_of(text, ring) == "malformed_token"
+
+
 # --- signature ---
 
 
@@ -570,6 +579,12 @@ def test_duplicate_claim_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
 
 def test_claims_not_object_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
     text = sign_token({"alg": "RS256", "kid": "k1"}, "[1, 2]", rsa_key)
+    assert reason_of(text, ring) == "invalid_payload"
+
+
+def test_deeply_nested_claims_rejected(rsa_key: jwk.RSAKey, ring: KeyRing) -> None:
+    nested = '{"sub":"d","x":' + "[" * 5000 + "]" * 5000 + "}"
+    text = sign_token({"alg": "RS256", "kid": "k1"}, nested, rsa_key)
     assert reason_of(text, ring) == "invalid_payload"
 
 
