@@ -325,7 +325,7 @@ class Session:
                 break
 
     def _resend_waiting(self, connection: Any) -> None:
-        """Send ``resend`` messages again, with DUP, while the window allows.
+        """Send ``resend`` PUBLISH (with DUP) and PUBREL packets again, in order.
 
         The messages still waiting count as in flight, because their packet
         ids stay in use, but only those sent on this connection count
@@ -336,6 +336,9 @@ class Session:
         window = connection.window
         while resend and len(inflight) - len(resend) < window:  # type: ignore[arg-type]
             outgoing = resend.popleft()
+            if outgoing.state == RELEASED:
+                connection.send_pubrel(outgoing.packet_id)
+                continue
             sent = connection.send_publish(
                 outgoing.message,
                 outgoing.qos,
@@ -362,23 +365,30 @@ class Session:
     def resume(self) -> None:
         """Resend what was in flight, with DUP, then go on with the queue.
 
-        Called after CONNACK on a resumed session (MQTT-4.4.0-1): a PUBREL
-        that was not completed is sent again at once.  A PUBLISH that was not
-        acknowledged is sent again with DUP set and its packet id, as soon
-        as the Receive Maximum of the new connection allows, before any
-        queued message.
+        Called after CONNACK on a resumed session (MQTT-4.4.0-1): a PUBLISH
+        that was not acknowledged is sent again with DUP set and its packet
+        id, and a PUBREL that was not completed is sent again.  They go out
+        in their original order as soon as the Receive Maximum of the new
+        connection allows, before any queued message.
+
+        With a durable store, nothing goes out before the next commit, so a
+        packet id or a PUBREC that the client sees again is one that a
+        restart would restore.
         """
-        connection = self.connection
+        journal = self.broker.journal
+        if self.journaled and journal.durable:
+            journal.after_commit(self._resume_on, self.connection)
+            return
+        self._resume_on(self.connection)
+
+    def _resume_on(self, connection: Any) -> None:
+        if self.connection is not connection:
+            return
         inflight = self.inflight
         self.resend = None
         if inflight:
-            resend: deque[Outgoing] = deque()
-            for outgoing in sorted(inflight.values(), key=_by_key):
-                if outgoing.state == RELEASED:
-                    connection.send_pubrel(outgoing.packet_id)
-                else:
-                    resend.append(outgoing)
-            self.resend = resend
+            # PUBLISH and PUBREL packets go out again in their original order.
+            self.resend = deque(sorted(inflight.values(), key=_by_key))
         self.pump()
 
     # -- acknowledgements from the client ------------------------------------
@@ -424,6 +434,7 @@ class Session:
         if outgoing is None or outgoing.state != RELEASED:
             return False
         del inflight[packet_id]  # type: ignore[union-attr]
+        self._stop_resending(outgoing)
         self._forget(outgoing)
         self.pump()
         return True
