@@ -197,6 +197,23 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
                 refuse(protocol, ReasonCode.RETAIN_NOT_SUPPORTED, None, "will retain")
                 return
             will.retain = False
+    max_keep_alive = settings.max_keep_alive
+    if (
+        level != MQTT_5_0
+        and max_keep_alive
+        and not 0 < connect.keep_alive <= max_keep_alive
+    ):
+        # MQTT 3.1.1 has no Server Keep Alive to tell the client a shorter
+        # value, so, as Mosquitto does, the CONNECT is refused.
+        refuse(
+            protocol,
+            ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+            None,
+            f"keep alive {connect.keep_alive} s is 0 or above the maximum keep "
+            f"alive of {max_keep_alive} s, which an MQTT 3.1.1 client cannot be "
+            "told",
+        )
+        return
     method = properties.get(_P.AUTHENTICATION_METHOD)
     if method is None and _P.AUTHENTICATION_DATA in properties:
         refuse(

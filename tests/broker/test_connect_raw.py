@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 
 from mqttauth.broker.settings import BrokerSettings
 from mqttauth.mqtt.codec import encode
 from mqttauth.mqtt.constants import PropertyId
-from mqttauth.mqtt.packets import Connect, Disconnect, Pingreq, Pingresp
+from mqttauth.mqtt.packets import Connack, Connect, Disconnect, Pingreq, Pingresp
 from tests.support.inprocess import in_thread
 from tests.support.rawclient import RawClient
 
@@ -180,6 +181,32 @@ def test_server_keep_alive(make_broker):
         with RawClient(running.port) as client:
             connack = client.connect("c", keep_alive=0)
             assert connack.properties[PropertyId.SERVER_KEEP_ALIVE] == 30
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("keep_alive", [0, 31])
+def test_max_keep_alive_rejects_v311(make_broker, keep_alive):
+    running = make_broker(settings=BrokerSettings(max_keep_alive=30))
+
+    def scenario() -> None:
+        with RawClient(running.port, protocol_level=4) as client:
+            client.send(Connect("c", protocol_level=4, keep_alive=keep_alive))
+            assert client.receive() == Connack(0x02, False)
+            assert client.expect_closed() == b""
+
+    yield in_thread(scenario)
+
+
+@pytest_twisted.inlineCallbacks
+def test_max_keep_alive_accepts_v311_within(make_broker):
+    running = make_broker(settings=BrokerSettings(max_keep_alive=30))
+
+    def scenario() -> None:
+        with RawClient(running.port, protocol_level=4) as client:
+            connack = client.connect("c", keep_alive=30)
+            assert connack.reason_code == 0
 
     yield in_thread(scenario)
 
