@@ -151,6 +151,42 @@ def _spell_as_given(error: ConfigError, resolved: ResolvedSettings) -> ConfigErr
     return ConfigError(renamed, error.message)
 
 
+#: Settings that give the acl-file authorizer its rules.
+ACL_RULE_SETTINGS = ("acl-file", "acl-rules")
+
+
+def _check_acl_authorizer(
+    resolved: ResolvedSettings, values: dict[str, Any], authorizers: PluginCatalog
+) -> None:
+    """Reject ACL rules that no authorizer of the chain reads.
+
+    The chain defaults to allow-all, so an --acl-file without --authorizer
+    acl-file would silently allow every request the file was meant to deny.
+    """
+    declared: set[str] = set()
+    for name in values["authorizer"]:
+        plugin = authorizers.plugins.get(name)
+        declared.update(
+            option.name for option in getattr(plugin, "options", None) or ()
+        )
+    unread = [
+        setting
+        for setting in resolved.settings
+        if setting.name in ACL_RULE_SETTINGS
+        and setting.name not in declared
+        and resolved.sources.get(setting.key, "default") != "default"
+    ]
+    if not unread:
+        return
+    chain = " -> ".join(values["authorizer"])
+    raise ConfigError(
+        " and ".join(resolved.spelling(setting) for setting in unread),
+        f"sets ACL rules, but no authorizer of the chain ({chain}) reads them, "
+        "so every request would be decided without them. Add --authorizer "
+        "acl-file, or remove the rules",
+    )
+
+
 def broker_settings_from(values: dict[str, Any]) -> BrokerSettings:
     """Return the BrokerSettings that ``values`` (keyed by field name) set."""
     fields = {
@@ -196,6 +232,7 @@ def build_service(
             "development broker. mqttauth does not let clients in by default: "
             "--authenticator anonymous admits everyone",
         )
+    _check_acl_authorizer(resolved, values, authorizers)
     policy = _check_tls(values, values["listen"])
     listeners = parse_listeners(reactor, values["listen"], policy)
     if values["data_dir"] is not None:

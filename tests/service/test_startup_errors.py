@@ -286,3 +286,27 @@ def test_jwt_conflict_names_each_as_given() -> None:
     )
     message = output.split("error:")[1]
     assert message.startswith(" --jwt-jwks-url and JWT_VERIFICATION_KEY: each names")
+
+
+def test_acl_file_without_acl_authorizer(tmp_path: Path) -> None:
+    acl = tmp_path / "acl.conf"
+    acl.write_text("pattern readwrite t/{username}/#\n")
+    output = fails(
+        "--listen", LOOPBACK, "--authenticator", "anonymous", "--acl-file", str(acl)
+    )
+    message = output.split("error:")[1]
+    assert message.startswith(" --acl-file: ")
+    assert "allow-all" in message
+    assert "--authorizer acl-file" in message
+
+
+def test_acl_rules_without_acl_authorizer() -> None:
+    output = fails(
+        "--listen",
+        LOOPBACK,
+        "--authenticator",
+        "anonymous",
+        env={"MQTTAUTH_ACL_RULES": "t/{username}/#, ALL, , ALLOW"},
+    )
+    message = output.split("error:")[1]
+    assert message.startswith(" MQTTAUTH_ACL_RULES: ")
