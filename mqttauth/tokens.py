@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from joserfc import jwk, jwt
 
+from mqttauth.jwt.keys import HMAC_ALGORITHMS as MIN_SECRET_SIZES
+
 #: ``iss`` of development tokens; the development broker expects exactly this.
 DEV_ISSUER = "urn:mqttauth:dev"
 #: ``aud`` of development tokens; the development broker expects exactly this.
@@ -158,6 +160,14 @@ def load_key_file(
         secret = data[:-1] if data.endswith(b"\n") else data
         if not secret:
             raise KeyFileError(f"key file {str(path)!r} is empty")
+        # The broker rejects shorter secrets (RFC 7518 3.2: at least the hash
+        # size), so it could never verify such a token.
+        minimum = MIN_SECRET_SIZES[algorithm]
+        if len(secret) < minimum:
+            raise KeyFileError(
+                f"{algorithm} needs a secret of at least {minimum} bytes, but "
+                f"{str(path)!r} contains {len(secret)}"
+            )
         return SigningKey(jwk.OctKey.import_key(secret), algorithm, key_id)
 
     try:

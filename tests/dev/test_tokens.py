@@ -278,6 +278,23 @@ def test_command_hmac_secret(
     assert "kid" not in token.header
 
 
+@pytest.mark.parametrize(
+    ("algorithm", "length"), [("HS256", 31), ("HS384", 47), ("HS512", 63)]
+)
+def test_command_short_hmac_secret(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, algorithm: str, length: int
+) -> None:
+    # The broker rejects these secrets too (RFC 7518 3.2: at least the hash size).
+    path = tmp_path / "secret"
+    path.write_bytes(b"s" * length + b"\n")
+    code, out, err = run_token(
+        capsys, "--key", str(path), "--alg", algorithm, "--sub", "d"
+    )
+    assert code == 1
+    assert out == ""
+    assert f"{algorithm} needs a secret of at least {length + 1} bytes" in err
+
+
 def test_command_alg_mismatch(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
