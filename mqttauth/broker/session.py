@@ -77,6 +77,7 @@ class Session:
         "identity",
         "inflight",
         "resend",
+        "resuming",
         "queue",
         "inbound",
         "next_packet_id",
@@ -103,6 +104,9 @@ class Session:
         #: Messages in flight from an earlier connection that wait, in order,
         #: for the client's Receive Maximum to allow sending them again.
         self.resend: deque[Outgoing] | None = None
+        #: Whether a resumed connection waits for the commit before which
+        #: nothing may be sent to it (durable store only).
+        self.resuming = False
         self.queue: deque[Outgoing] | None = None
         #: Inbound QoS 2 packet ids that wait for PUBREL (MQTT-4.3.3-9).
         self.inbound: set[int] | None = None
@@ -156,6 +160,7 @@ class Session:
         if self.journaled and journal.durable:
             if (
                 connection is not None
+                and not self.resuming
                 and not queue
                 and self._in_flight() < connection.window
             ):
@@ -287,7 +292,7 @@ class Session:
         Messages waiting to be sent again after a reconnect go first.
         """
         connection = self.connection
-        if connection is None:
+        if connection is None or self.resuming:
             return
         if self.resend:
             self._resend_waiting(connection)
@@ -377,6 +382,10 @@ class Session:
         """
         journal = self.broker.journal
         if self.journaled and journal.durable:
+            # Until that commit no message gets a packet id either, because
+            # _resume_on resends everything in flight and a message assigned
+            # in between would go out twice.
+            self.resuming = True
             journal.after_commit(self._resume_on, self.connection)
             return
         self._resume_on(self.connection)
@@ -384,6 +393,7 @@ class Session:
     def _resume_on(self, connection: Any) -> None:
         if self.connection is not connection:
             return
+        self.resuming = False
         inflight = self.inflight
         self.resend = None
         if inflight:

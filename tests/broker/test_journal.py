@@ -180,6 +180,32 @@ def test_resend_waits_for_commit():
     assert resent.dup
 
 
+def test_publish_during_resume_sent_once():
+    store = ControlledStore()
+    broker = clocked_broker(store=store)
+    sub = persistent_subscriber(broker, qos=2)
+    broker.reactor.advance(0)
+    store.complete()
+    pub = publisher(broker)
+    pub.send(Publish("t/a", b"first", qos=2, packet_id=1))
+    broker.reactor.advance(0)
+    store.complete()
+    [first] = sub.received()
+    sub.lose()
+    again = FakeClient(broker)
+    again.connect("sub", clean_start=False, properties={EXPIRY: 600})
+    # Arrives before the commit that lets the resumed session send.
+    pub.send(Publish("t/a", b"second", qos=2, packet_id=2))
+    for _ in range(3):
+        broker.reactor.advance(0)
+        store.complete()
+    delivered = again.received()
+    assert [packet.payload for packet in delivered] == [b"first", b"second"]
+    assert [packet.dup for packet in delivered] == [True, False]
+    assert delivered[0].packet_id == first.packet_id
+    assert delivered[1].packet_id != first.packet_id
+
+
 def test_clean_session_costs_nothing():
     store = ControlledStore()
     broker = clocked_broker(store=store)
