@@ -69,6 +69,25 @@ def _names(value: Any) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items)) or None
 
 
+def _comma_separated(value: Any) -> tuple[str, ...] | None:
+    """Parse a list whose items may contain spaces, such as audiences: a TOML
+    array, or text separated by commas.  Items are trimmed."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        pieces = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        pieces = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f"expected a list of text, got {item!r}")
+            pieces.extend(item.split(","))
+    else:
+        raise ValueError(f"expected a comma-separated list, got {value!r}")
+    items = [piece.strip() for piece in pieces if piece.strip()]
+    return tuple(dict.fromkeys(items)) or None
+
+
 def _non_negative_number(value: Any) -> float:
     try:
         number = float(value)
@@ -145,7 +164,7 @@ OPTIONS: tuple[PluginOption, ...] = (
         "jwt-audience",
         "Required audience: 'aud' must equal it or, as a list, contain it. Several "
         "accepted audiences may be given separated by commas.",
-        coerce=_names,
+        coerce=_comma_separated,
     ),
     _option(
         "jwt-principal-claim",
