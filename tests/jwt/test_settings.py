@@ -99,8 +99,8 @@ def test_audiences_parsed() -> None:
 
 def test_audience_with_space_kept_whole() -> None:
     # Splitting at the space would also accept tokens meant for "API".
-    audiences = parse(JWT_JWKS_URL=JWKS_URL, JWT_AUDIENCE="My API, other").policy
-    assert audiences.audiences == ("My API", "other")
+    policy = parse(JWT_JWKS_URL=JWKS_URL, JWT_AUDIENCE="My API, other").policy
+    assert policy.audiences == ("My API", "other")
 
 
 def test_toml_list_accepted() -> None:
