@@ -578,8 +578,10 @@ class ReauthFlow(_Exchange):
             )
             return
         protocol.identity = identity
-        if protocol.session is not None:
-            protocol.session.identity = identity
+        session = protocol.session
+        if session is not None:
+            session.identity = identity
+            protocol.broker.revalidate_session(session)
         arm_credential_timer(protocol)
         properties: dict[int, Any] = {_P.AUTHENTICATION_METHOD: self.method}
         if result.data is not None:

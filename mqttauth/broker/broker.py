@@ -186,7 +186,7 @@ class Broker:
             self.journal.delete_session(client_id)
             session.journaled = False
         if present:
-            self._revalidate_session(session)
+            self.revalidate_session(session)
         return session, present
 
     def connection_ended(
@@ -279,9 +279,15 @@ class Broker:
     def revalidate_subscriptions(self) -> None:
         """Remove every live subscription that the authorizers now deny."""
         for session in list(self.sessions.values()):
-            self._revalidate_session(session)
+            self.revalidate_session(session)
 
-    def _revalidate_session(self, session: Session) -> None:
+    def revalidate_session(self, session: Session) -> None:
+        """Remove the subscriptions of ``session`` that its identity may not hold.
+
+        Called for every session after an ACL reload, and for one session
+        after its client re-authenticated, since a new token may carry
+        other groups or another organization.
+        """
         identity = session.identity
         if identity is None:
             return

@@ -12,6 +12,7 @@ from mqttauth.auth.interfaces import (
     AuthRequest,
     AuthSuccess,
     IAuthenticator,
+    IAuthorizer,
     Identity,
 )
 from mqttauth.broker.settings import BrokerSettings
@@ -260,6 +261,50 @@ def test_reauth_success_extends_expiry():
     assert not client.closing
     clock.advance(100)
     assert client.closing
+
+
+@implementer(IAuthenticator)
+class GroupTokenAuthenticator:
+    """Reads b"PRINCIPAL:GROUP" tokens from Authentication Data."""
+
+    methods = ("TOKEN",)
+
+    def authenticate(self, request: AuthRequest) -> AuthSuccess:
+        principal, group = request.data.decode().split(":")
+        return AuthSuccess(
+            Identity(principal=principal, client_id=request.client_id, groups=(group,))
+        )
+
+
+@implementer(IAuthorizer)
+class GroupAuthorizer:
+    """Allows a subscription to g/GROUP/# only to members of GROUP."""
+
+    def authorize_publish(self, identity: Identity, topic: str, qos: int, retain: bool):  # noqa: ANN201
+        return True
+
+    def authorize_subscribe(self, identity: Identity, topic_filter: str, qos: int):  # noqa: ANN201
+        return topic_filter.split("/")[1] in identity.groups
+
+
+def test_reauth_rechecks_subscriptions():
+    broker = clocked_broker(
+        authenticator=GroupTokenAuthenticator(), authorizers=[GroupAuthorizer()]
+    )
+    client = FakeClient(broker)
+    client.connect(properties={METHOD: "TOKEN", DATA: b"alice:g1"})
+    client.send(Subscribe(1, [Subscription("g/g1/#", qos=0)]))
+    assert client.received() == [Suback(1, [0])]
+    publisher = FakeClient(broker)
+    publisher.connect("pub", properties={METHOD: "TOKEN", DATA: b"pub:g0"})
+    publisher.send(Publish("g/g1/a", b"before", qos=0))
+    [before] = client.received()
+    assert before.payload == b"before"
+    client.send(Auth(ReasonCode.RE_AUTHENTICATE, {METHOD: "TOKEN", DATA: b"alice:g2"}))
+    assert client.received() == [Auth(ReasonCode.SUCCESS, {METHOD: "TOKEN"})]
+    publisher.send(Publish("g/g1/a", b"after", qos=0))
+    assert client.received() == []
+    assert not client.closing
 
 
 def test_reauth_other_principal_0x87():
