@@ -260,6 +260,7 @@ class Session:
         if self.connection is not connection:
             return
         inflight = self.inflight
+        dropped = False
         for outgoing in assigned:
             packet_id = outgoing.packet_id
             if inflight is None or packet_id is None:
@@ -279,8 +280,13 @@ class Session:
                 # Too large for the client (MQTT-3.1.2-25), as in _send.
                 del inflight[packet_id]
                 self._forget(outgoing)
+                dropped = True
             if self.connection is not connection:
                 return
+        if dropped:
+            # No acknowledgement will come for the dropped messages, so fill
+            # their places in the window from the queue now.
+            self.pump()
 
     def _forget(self, outgoing: Outgoing) -> None:
         if self.journaled:

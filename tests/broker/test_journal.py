@@ -206,6 +206,36 @@ def test_publish_during_resume_sent_once():
     assert delivered[1].packet_id != first.packet_id
 
 
+def test_dropped_large_message_frees_window():
+    store = ControlledStore()
+    broker = clocked_broker(store=store)
+    limits = {
+        EXPIRY: 600,
+        PropertyId.RECEIVE_MAXIMUM: 1,
+        PropertyId.MAXIMUM_PACKET_SIZE: 100,
+    }
+    sub = FakeClient(broker)
+    sub.connect("sub", clean_start=False, properties=limits)
+    sub.send(Subscribe(1, [Subscription("t/#", qos=1)]))
+    sub.lose()
+    pub = publisher(broker)
+    pub.send(Publish("t/a", b"x" * 200, qos=1, packet_id=1))
+    pub.send(Publish("t/a", b"small", qos=1, packet_id=2))
+    broker.reactor.advance(0)
+    store.complete()
+    again = FakeClient(broker)
+    again.connect("sub", clean_start=False, properties=limits)
+    # Three commits: the resume, the packet id of the large message (which
+    # is then dropped, MQTT-3.1.2-25) and the packet id of the small one.
+    for _ in range(3):
+        broker.reactor.advance(0)
+        store.complete()
+    delivered = again.received()
+    assert [packet.payload for packet in delivered] == [b"small"]
+    records = store.load().messages["sub"]
+    assert [record.payload for record in records] == [b"small"]
+
+
 def test_clean_session_costs_nothing():
     store = ControlledStore()
     broker = clocked_broker(store=store)
