@@ -96,14 +96,15 @@ def refuse(
     if reason_string and level == MQTT_5_0:
         properties[_P.REASON_STRING] = reason_string
     protocol.send_control(Connack(connack_code(reason_code, level), False, properties))
-    log.info(
-        "Refused CONNECT of {client_id} at {peer}: {reason} (reason code "
-        "0x{reason_code:02X})",
-        client_id=protocol.client_id,
-        peer=protocol.peer,
-        reason=reason,
-        reason_code=int(reason_code),
-    )
+    if protocol.broker.refusal_log.allow():
+        log.info(
+            "Refused CONNECT of {client_id} at {peer}: {reason} (reason code "
+            "0x{reason_code:02X})",
+            client_id=protocol.client_id,
+            peer=protocol.peer,
+            reason=reason,
+            reason_code=int(reason_code),
+        )
     protocol._end(publish_will=False, reason=reason)
     protocol.transport.loseConnection()
 
@@ -353,24 +354,19 @@ class _Exchange:
         )
 
     def rejected(self, error: AuthenticationError) -> None:
-        log.info(
-            "Authentication of {client_id} at {peer} failed: {reason} (reason code "
-            "0x{reason_code:02X}, key id {key_id})",
-            client_id=self.protocol.client_id,
-            peer=self.protocol.peer,
-            reason=error.reason,
-            reason_code=int(error.reason_code),
-            key_id=error.key_id,
-        )
-        self.refuse(error.reason_code, error.reason_string, error.reason)
+        reason = error.reason
+        if error.key_id is not None:
+            reason += f", key id {error.key_id}"
+        self.refuse(error.reason_code, error.reason_string, reason)
 
     def crashed(self, failure: Failure) -> None:
-        log.failure(
-            "Authenticator failed for {client_id} at {peer}",
-            failure=failure,
-            client_id=self.protocol.client_id,
-            peer=self.protocol.peer,
-        )
+        if self.protocol.broker.refusal_log.allow():
+            log.failure(
+                "Authenticator failed for {client_id} at {peer}",
+                failure=failure,
+                client_id=self.protocol.client_id,
+                peer=self.protocol.peer,
+            )
         self.refuse(ReasonCode.UNSPECIFIED_ERROR, None, "authenticator error")
 
     def succeeded(self, result: AuthSuccess) -> None:

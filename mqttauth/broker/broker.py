@@ -23,6 +23,7 @@ from mqttauth.store.interfaces import ISessionStore
 from . import restore
 from .authz import AuthorizerChain, when_decided
 from .journal import Journal
+from .loglimit import LogLimit
 from .message import Message
 from .protocol import CONNECTED, MQTTServerProtocol
 from .retained import RetainedMessages
@@ -64,6 +65,8 @@ class Broker:
         self.connections: dict[str, MQTTServerProtocol] = {}
         #: Every open protocol, connected or not yet.
         self.protocols: set[MQTTServerProtocol] = set()
+        #: Caps the log lines of refused CONNECTs, which any client can cause.
+        self.refusal_log = LogLimit(reactor, "refused connections")
         self._sweep = LoopingCall(self._check_timeouts)
         self._sweep.clock = reactor
         self.running = False
