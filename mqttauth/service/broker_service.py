@@ -18,13 +18,6 @@ from .listeners import ListenError, ListenerService
 log = Logger()
 
 
-class StartupError(Exception):
-    """The broker cannot start; the message gives the cause and the fix.
-
-    twistd reports it, removes its pid file and exits with status 1.
-    """
-
-
 class BrokerService(Service):
     """Start and stop a broker with its plugins and listeners, in order.
 
@@ -95,7 +88,7 @@ class BrokerService(Service):
             for listener in self.listeners:
                 listener.privilegedStartService()
         except ListenError as error:
-            failure = f"{error}; choose another endpoint or stop the process using it"
+            failure = str(error)
         if failure is not None:
             self._fail(failure)
 
@@ -130,7 +123,9 @@ class BrokerService(Service):
 
     def _fail(self, message: str) -> None:
         log.critical("mqttauth cannot start: {message}", message=message)
-        raise StartupError(message)
+        # SystemExit ends twistd with status 1 and no traceback; the line
+        # above already says what failed and what to do.
+        raise SystemExit(1)
 
     def listen_failed(self, error: ListenError) -> None:
         """Stop the broker after a listener failed once the reactor ran."""

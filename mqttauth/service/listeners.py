@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,22 @@ def format_address(address: Any) -> str:
     return f"{host}:{port}"
 
 
+def _listen_hint(error: BaseException) -> str:
+    """Return what an operator can do about a failure to listen."""
+    cause = getattr(error, "socketError", error)
+    number = getattr(cause, "errno", None)
+    if number == errno.EADDRINUSE:
+        return "stop the process that uses the port or choose another port"
+    if number == errno.EACCES:
+        return (
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port "
+            "above 1023 or grant the capability"
+        )
+    if number == errno.EADDRNOTAVAIL:
+        return "give an interface address that this machine has"
+    return "correct the --listen endpoint"
+
+
 class ListenError(Exception):
     """A listener could not start; the message names the endpoint and the cause."""
 
@@ -124,8 +141,11 @@ class ListenerService(Service):
         return port
 
     def _failed(self, failure: Failure) -> ListenError:
-        reason = failure.getErrorMessage()
-        return ListenError(f"cannot listen on {self.listener.description!r}: {reason}")
+        reason = failure.getErrorMessage().rstrip(".")
+        return ListenError(
+            f"cannot listen on {self.listener.description!r}: {reason}; "
+            f"{_listen_hint(failure.value)}"
+        )
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()

@@ -219,6 +219,24 @@ def test_port_in_use(busy_port: int) -> None:
         "anonymous",
     )
     assert f"cannot listen on 'tcp:{busy_port}:interface=127.0.0.1'" in output
+    assert "stop the process that uses the port" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_port_out_of_range(port: str) -> None:
+    output = fails("--listen", f"tcp:{port}", "--authenticator", "anonymous")
+    assert f"cannot listen on 'tcp:{port}'" in output
+    assert "correct the --listen endpoint" in output
+    assert "Traceback" not in output
+
+
+def test_interface_not_here() -> None:
+    output = fails(
+        "--listen", "tcp:0:interface=192.0.2.1", "--authenticator", "anonymous"
+    )
+    assert "give an interface address that this machine has" in output
+    assert "Traceback" not in output
 
 
 def test_data_dir_in_use(tmp_path: Path) -> None:
@@ -233,6 +251,7 @@ def test_data_dir_in_use(tmp_path: Path) -> None:
             str(data_dir),
         )
     assert "mqttauth cannot start: the broker could not restore its state" in output
+    assert "Traceback" not in output
 
 
 def test_jwt_mixed_key_sources() -> None:
