@@ -23,17 +23,39 @@ from .plugins import PluginCatalog
 from .settings import ResolvedSettings
 from .tls import TLSPolicy, is_tls_description
 
+#: Settings that ``--dev`` takes from the command line instead of replacing.
+_DEV_HONOURED = frozenset({"listen", "data_dir", "acl_file"})
+
 
 def _apply_dev_mode(
-    values: dict[str, Any], reactor: Any
+    resolved: ResolvedSettings, values: dict[str, Any], reactor: Any
 ) -> tuple[list[IService], str | None]:
-    """Apply ``--dev``: development settings over ``values``, in place."""
+    """Apply ``--dev``: development settings over ``values``, in place.
+
+    A command-line option that development mode would replace, such as
+    ``--authenticator``, stops start-up instead of being ignored.
+    """
     try:
         from mqttauth.dev import prepare_dev_mode
     except ImportError as error:
         raise ConfigError(
             "--dev", f"development mode is not available: {error}"
         ) from None
+    replaced = [
+        setting.option
+        for setting in resolved.settings
+        if resolved.sources.get(setting.key) == "command line"
+        and setting.key not in _DEV_HONOURED
+        and (setting.key in ("authenticator", "authorizer") or setting.owner == "jwt")
+    ]
+    if replaced:
+        raise ConfigError(
+            "--dev",
+            f"development mode sets its own jwt authenticator, keys and ACL, so "
+            f"it cannot be combined with {', '.join(replaced)}; remove "
+            f"{'that option' if len(replaced) == 1 else 'those options'} or "
+            "--dev",
+        )
     overrides, services, banner = prepare_dev_mode(values, reactor)
     for key, value in overrides.items():
         if key in ("listen", "authorizer") and isinstance(value, str):
@@ -222,7 +244,7 @@ def build_service(
     banner = None
     if values.get("dev"):
         _check_dev_source(resolved)
-        plugin_services, banner = _apply_dev_mode(values, reactor)
+        plugin_services, banner = _apply_dev_mode(resolved, values, reactor)
 
     if not values.get("authenticator"):
         raise ConfigError(

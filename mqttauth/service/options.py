@@ -286,7 +286,9 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         "dev",
         "Start a development broker: loopback only, a development signing key and "
         "a JWKS server, the jwt authenticator. Never use it in production. Only "
-        "the command line turns it on: MQTTAUTH_DEV or dev = true stops start-up.",
+        "the command line turns it on: MQTTAUTH_DEV or dev = true stops start-up. "
+        "It cannot be combined with --authenticator, --authorizer or --jwt-* "
+        "options.",
         default=False,
         coerce=to_bool,
         kind="flag",

@@ -329,3 +329,19 @@ def test_acl_rules_without_acl_authorizer() -> None:
     )
     message = output.split("error:")[1]
     assert message.startswith(" MQTTAUTH_ACL_RULES: ")
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (("--authenticator", "anonymous"), "--authenticator"),
+        (("--authorizer", "allow-all"), "--authorizer"),
+        (("--jwt-audience", "mine"), "--jwt-audience"),
+    ],
+)
+def test_dev_rejects_replaced_options(
+    tmp_path: Path, options: tuple[str, ...], named: str
+) -> None:
+    output = fails("--dev", "--data-dir", str(tmp_path / "dev"), *options)
+    assert f"cannot be combined with {named}" in output
+    assert "Traceback" not in output
