@@ -313,6 +313,22 @@ def format_banner(
     )
 
 
+def _warn_if_readable(path: Path) -> None:
+    """Warn when users other than the owner may read the signing key."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warn(
+            "The development signing key {path} is readable by other users "
+            "(mode {mode:04o}): anyone who reads it can sign tokens this broker "
+            "accepts. Run chmod 600 on it.",
+            path=str(path),
+            mode=mode & 0o777,
+        )
+
+
 def _prepare_signing_key(data_dir: Path) -> SigningKey:
     """Create the development signing key in ``data_dir`` unless it exists,
     then load it.  Raises :class:`ConfigError` when either step fails."""
@@ -331,6 +347,8 @@ def _prepare_signing_key(data_dir: Path) -> SigningKey:
     path = dev_key_path(data_dir)
     if created:
         log.info("Created development signing key {path}", path=str(path))
+    else:
+        _warn_if_readable(path)
     try:
         return load_dev_key(data_dir)
     except KeyFileError as error:

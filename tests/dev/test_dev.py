@@ -12,6 +12,7 @@ import pytest_twisted
 import treq
 from joserfc import jwk, jwt
 from twisted.internet import reactor
+from twisted.logger import globalLogPublisher
 
 from mqttauth import dev, tokens
 from mqttauth.service.config import ConfigError
@@ -238,3 +239,20 @@ def test_stop_closes_port(tmp_path: Path) -> Any:
     yield services[0].stopService()
     with pytest.raises(Exception):  # noqa: B017 (any connection failure will do)
         yield treq.get(services[0].jwks_url)
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o644, True)])
+def test_readable_dev_key_warned(
+    prepared: Any, tmp_path: Path, mode: int, warned: bool
+) -> None:
+    prepared({})
+    key_path = tokens.dev_key_path(tmp_path / "dev")
+    key_path.chmod(mode)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        prepared({})
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [e for e in events if "readable by other users" in e["log_format"]]
+    assert bool(warnings) == warned
