@@ -358,7 +358,9 @@ class Session:
                 outgoing.packet_id,
                 True,
             )
-            if not sent:
+            if not sent and outgoing.qos == 2:
+                self._release_unsendable(outgoing, connection)
+            elif not sent:
                 # Too large for the client's Maximum Packet Size on this
                 # connection: behave as if the delivery had completed
                 # (MQTT-3.1.2-25), so it does not hold a place in the window.
@@ -366,6 +368,23 @@ class Session:
                 self._forget(outgoing)
             if self.connection is not connection:
                 return
+
+    def _release_unsendable(self, outgoing: Outgoing, connection: Any) -> None:
+        """Complete a QoS 2 delivery whose resent PUBLISH is too large to send.
+
+        The client may have received the PUBLISH on an earlier connection and
+        still wait for PUBREL.  Until then it takes any PUBLISH with that
+        packet id for the same message (MQTT 5.0 section 4.3.3), so the id
+        must not go to another message yet.  A PUBREL ends the exchange
+        either way, because a client that never had the message also replies
+        with PUBCOMP.  As after a PUBREC, the PUBREL waits for the commit
+        of the released state.
+        """
+        outgoing.state = RELEASED
+        journal = self.broker.journal
+        if self.journaled:
+            journal.put_message(self.client_id, outgoing)
+        journal.after_commit(connection.send_pubrel, outgoing.packet_id)
 
     def _stop_resending(self, outgoing: Outgoing) -> None:
         """Take ``outgoing`` off ``resend``, since the client acknowledged it."""

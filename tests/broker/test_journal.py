@@ -293,6 +293,31 @@ def test_released_resends_pubrel_after_restart():
     assert again.received() == [Pubrel(sent.packet_id)]
 
 
+def test_unsendable_resend_keeps_packet_id():
+    store = MemoryStore()
+    first = clocked_broker(store=store)
+    sub = persistent_subscriber(first, qos=2)
+    publisher(first).send(Publish("t/a", b"x" * 200, qos=2, packet_id=1))
+    [large] = sub.received()
+    second = clocked_broker(store=store)
+    again = FakeClient(second)
+    again.connect(
+        "sub",
+        clean_start=False,
+        properties={EXPIRY: 600, PropertyId.MAXIMUM_PACKET_SIZE: 100},
+    )
+    # The client may still wait for PUBREL for the large message, so a new
+    # PUBLISH under its packet id would look like a copy of it.
+    assert again.received() == [Pubrel(large.packet_id)]
+    publisher(second).send(Publish("t/a", b"small", qos=2, packet_id=1))
+    [small] = again.received()
+    assert small.payload == b"small"
+    assert small.packet_id != large.packet_id
+    again.send(Pubcomp(large.packet_id))
+    records = store.load().messages["sub"]
+    assert [record.payload for record in records] == [b"small"]
+
+
 def test_inbound_qos2_not_duplicated_after_restart():
     store = MemoryStore()
     first = clocked_broker(store=store)
