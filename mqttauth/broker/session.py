@@ -209,33 +209,12 @@ class Session:
         return packet_id
 
     def _send(self, outgoing: Outgoing, connection: Any) -> None:
-        message = outgoing.message
-        if message.expires_at is not None:
-            if message.expires_at <= self.broker.reactor.seconds():
-                self._forget(outgoing)
-                return
-        packet_id = self._allocate_packet_id()
-        sent = connection.send_publish(
-            message,
-            outgoing.qos,
-            outgoing.retain,
-            outgoing.subscription_identifiers,
-            packet_id,
-            False,
-        )
-        if not sent:
-            # Too large for the client: the server behaves as if it had
-            # completed the delivery (MQTT-3.1.2-25).
-            self._forget(outgoing)
-            return
-        outgoing.packet_id = packet_id
-        outgoing.state = SENT
-        self.inflight[packet_id] = outgoing  # type: ignore[index]
-        if self.journaled:
-            self.broker.journal.put_message(self.client_id, outgoing)
+        """Give ``outgoing`` a packet id and send it at once."""
+        if self._assign(outgoing):
+            self._write_assigned(connection, [outgoing])
 
     def _assign(self, outgoing: Outgoing) -> bool:
-        """Give ``outgoing`` a packet id and journal it as sent, unsent as yet.
+        """Give ``outgoing`` a packet id and journal it as sent, before it is.
 
         Returns False for a message that expired, which is forgotten.
         """
@@ -248,11 +227,14 @@ class Session:
         outgoing.packet_id = packet_id
         outgoing.state = SENT
         self.inflight[packet_id] = outgoing  # type: ignore[index]
-        self.broker.journal.put_message(self.client_id, outgoing)
+        if self.journaled:
+            self.broker.journal.put_message(self.client_id, outgoing)
         return True
 
     def _write_assigned(self, connection: Any, assigned: list[Outgoing]) -> None:
-        """Send messages that :meth:`_assign` journaled, once that is committed.
+        """Send messages that :meth:`_assign` gave packet ids, in order.
+
+        With a durable store this runs once the packet ids are committed.
 
         A connection that ended meanwhile gets nothing: the messages stay in
         flight and go out again, with DUP, when the session resumes.
@@ -277,7 +259,8 @@ class Session:
                 False,
             )
             if not sent:
-                # Too large for the client (MQTT-3.1.2-25), as in _send.
+                # Too large for the client: the server behaves as if it had
+                # completed the delivery (MQTT-3.1.2-25).
                 del inflight[packet_id]
                 self._forget(outgoing)
                 dropped = True
