@@ -219,6 +219,9 @@ class Session:
         Returns False for a message that expired, which is forgotten.
         """
         message = outgoing.message
+        # NOTE: later messages do not wait for the commit that forgets an
+        # expired or too-large one, so a kill in between restores it behind
+        # them: out of order, though not lost or duplicated.
         if message.expires_at is not None:
             if message.expires_at <= self.broker.reactor.seconds():
                 self._forget(outgoing)
