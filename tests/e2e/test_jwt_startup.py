@@ -34,7 +34,7 @@ def test_plain_http_jwks_url_stops() -> None:
         "--authenticator", "jwt", *LISTEN, "--jwt-jwks-url", "http://idp.example.com/k"
     )
     assert result.returncode == 1
-    assert "JWT_JWKS_URL" in result.stdout
+    assert "--jwt-jwks-url" in result.stdout
 
 
 def test_no_key_source_stops() -> None:
