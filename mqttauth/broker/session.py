@@ -219,7 +219,7 @@ class Session:
         Returns False for a message that expired, which is forgotten.
         """
         message = outgoing.message
-        # NOTE: later messages do not wait for the commit that forgets an
+        # NOTE: later messages do not wait for the commit that deletes an
         # expired or too-large one, so a kill in between restores it behind
         # them: out of order, though not lost or duplicated.
         if message.expires_at is not None:
@@ -253,14 +253,7 @@ class Session:
             if inflight.get(packet_id) is not outgoing:
                 # Acknowledged or ended in the meantime.
                 continue
-            sent = connection.send_publish(
-                outgoing.message,
-                outgoing.qos,
-                outgoing.retain,
-                outgoing.subscription_identifiers,
-                packet_id,
-                False,
-            )
+            sent = _write_publish(connection, outgoing, False)
             if not sent:
                 # Too large for the client: the server behaves as if it had
                 # completed the delivery (MQTT-3.1.2-25).
@@ -336,14 +329,7 @@ class Session:
             if outgoing.state == RELEASED:
                 connection.send_pubrel(outgoing.packet_id)
                 continue
-            sent = connection.send_publish(
-                outgoing.message,
-                outgoing.qos,
-                outgoing.retain,
-                outgoing.subscription_identifiers,
-                outgoing.packet_id,
-                True,
-            )
+            sent = _write_publish(connection, outgoing, True)
             if not sent and outgoing.qos == 2:
                 self._release_unsendable(outgoing, connection)
             elif not sent:
@@ -490,6 +476,20 @@ class Session:
         if self.queue:
             messages.extend(self.queue)
         return messages
+
+
+def _write_publish(connection: Any, outgoing: Outgoing, dup: bool) -> bool:
+    """Send ``outgoing`` under its packet id; return False if it is too large."""
+    return bool(
+        connection.send_publish(
+            outgoing.message,
+            outgoing.qos,
+            outgoing.retain,
+            outgoing.subscription_identifiers,
+            outgoing.packet_id,
+            dup,
+        )
+    )
 
 
 def _by_key(outgoing: Outgoing) -> int:

@@ -123,8 +123,8 @@ class BrokerService(Service):
 
     def _fail(self, message: str) -> None:
         log.critical("mqttauth cannot start: {message}", message=message)
-        # SystemExit ends twistd with status 1 and no traceback; the line
-        # above already says what failed and what to do.
+        # SystemExit ends twistd with status 1 and no traceback, because the
+        # line above already states what failed and what to do.
         raise SystemExit(1)
 
     def listen_failed(self, error: ListenError) -> None:
