@@ -203,9 +203,12 @@ class BrokerService(Service):
             for label, plugin in self.reloadables
         ]
         reloading: Deferred[Any] = DeferredList(steps)
+        # Set this before adding the callbacks. When every step has already
+        # fired, _reload_done runs inside addBoth, and setting it afterwards
+        # would leave a fired Deferred here that swallows every later SIGHUP.
+        self._reloading = reloading
         reloading.addCallback(lambda _: self._revalidate())
         reloading.addBoth(self._reload_done)
-        self._reloading = reloading
         return reloading
 
     def _reloaded(self, result: object, label: str) -> None:

@@ -164,3 +164,26 @@ def test_reload_without_reloadable_plugins() -> None:
         publisher.disconnect()
         subscriber.disconnect()
     assert message.payload == b"1"
+
+
+def test_second_reload_applies_new_rules(files: tuple[Path, Path]) -> None:
+    _, acl = files
+    with start(files) as broker:
+        alice = client(broker, "alice", "a-pass")
+        alice.connect()
+        alice.subscribe("public/#", qos=1)
+        alice.subscribe("alice/#", qos=1)
+        # The first reload keeps alice's read access on public/#.
+        acl.write_text(BEFORE + "pattern read extra/#\n")
+        reload(broker)
+        acl.write_text(AFTER)
+        second = reload(broker)
+        bob = client(broker, "bob", "b-pass")
+        bob.connect()
+        bob.publish("public/2", b"after", qos=1)
+        alice.publish("alice/self", b"still here", qos=1)
+        message = alice.next_message()
+        alice.disconnect()
+        bob.disconnect()
+    assert "SIGHUP: reloading" in second
+    assert (message.topic, message.payload) == ("alice/self", b"still here")
