@@ -26,6 +26,7 @@ from typing import Any
 
 from twisted.logger import (
     FileLogObserver,
+    LogEvent,
     LogLevel,
     formatEventAsClassicLogText,
     formatTime,
@@ -63,7 +64,7 @@ class ClassicLogFormatter:
             self._second = second
         return self._stamp
 
-    def __call__(self, event: Mapping[str, Any]) -> str | None:
+    def __call__(self, event: LogEvent) -> str | None:
         level = event.get("log_level")
         if level is not None and level not in self._levels:
             return None
@@ -112,7 +113,7 @@ def observer_for_twistd(
         if not nodaemon:
             return None
         return FileLogObserver(sys.stdout, formatter)
-    log_file = LogFile.fromFullPath(filename or "twistd.log")
+    log_file = LogFile.fromFullPath(filename or "twistd.log")  # type: ignore[no-untyped-call]
     _rotate_on_sigusr1(log_file)
     return FileLogObserver(log_file, formatter)
 
@@ -125,6 +126,6 @@ def _rotate_on_sigusr1(log_file: LogFile) -> None:
     def rotate(signum: int, frame: Any) -> None:
         from twisted.internet import reactor
 
-        reactor.callFromThread(log_file.rotate)  # type: ignore[attr-defined]
+        reactor.callFromThread(log_file.rotate)
 
     signal.signal(signal.SIGUSR1, rotate)
