@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.python.filepath import FilePath
@@ -99,42 +99,78 @@ def split_description(description: str) -> tuple[list[str], dict[str, str]]:
     return positional, keywords
 
 
+def _of(description: str) -> str:
+    """Return " of 'DESCRIPTION'", which names the listener in an error message."""
+    return f" of {description!r}" if description else ""
+
+
+def _openssl_reason(error: Exception) -> str:
+    """Return the reasons of an OpenSSL error queue, such as 'key values mismatch'."""
+    queue = error.args[0] if isinstance(error, SSL.Error) and error.args else None
+    if isinstance(queue, list):
+        reasons = [entry[-1] for entry in queue if isinstance(entry, tuple) and entry]
+        if reasons:
+            return "; ".join(str(reason) for reason in reasons)
+    return str(error)
+
+
 def _read(path: str, what: str, description: str) -> bytes:
     try:
         with open(path, "rb") as stream:
             return stream.read()
     except FileNotFoundError:
         raise ConfigError(
-            "--listen", f"{what} file {path!r} of {description!r} not found"
+            "--listen", f"{what} file {path!r}{_of(description)} not found"
         ) from None
     except OSError as error:
         raise ConfigError(
-            "--listen", f"cannot read {what} file {path!r}: {error.strerror}"
+            "--listen",
+            f"cannot read {what} file {path!r}{_of(description)}: {error.strerror}",
         ) from None
 
 
-def _load_certificates(data: bytes, path: str, setting: str) -> list[crypto.X509]:
+def _load_certificates(
+    data: bytes, path: str, setting: str, description: str = ""
+) -> list[crypto.X509]:
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
         certificates = []
     if not certificates:
-        raise ConfigError(setting, f"{path!r} contains no PEM certificate")
+        raise ConfigError(
+            setting, f"{path!r}{_of(description)} contains no PEM certificate"
+        )
     return [crypto.X509.from_cryptography(certificate) for certificate in certificates]
 
 
-def _load_private_key(data: bytes, path: str) -> crypto.PKey:
+def _load_private_key(data: bytes, path: str, description: str) -> crypto.PKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise ConfigError(
             "--listen",
-            f"private key {path!r} is encrypted; give an unencrypted PEM key "
-            "and protect it with file permissions",
+            f"private key {path!r}{_of(description)} is encrypted; give an "
+            "unencrypted PEM key and protect it with file permissions",
         ) from None
     except ValueError:
-        raise ConfigError("--listen", f"{path!r} contains no PEM private key") from None
+        raise ConfigError(
+            "--listen", f"{path!r}{_of(description)} contains no PEM private key"
+        ) from None
     return crypto.PKey.from_cryptography_key(key)  # type: ignore[arg-type]
+
+
+def _check_dh_parameters(path: str, description: str) -> None:
+    """Load the file the way Twisted will, so that a bad one is named at start-up."""
+    _read(path, "dhParameters", description)
+    try:
+        SSL.Context(SSL.TLS_SERVER_METHOD).load_tmp_dh(path.encode())
+    except SSL.Error as error:
+        raise ConfigError(
+            "--listen",
+            f"invalid dhParameters file {path!r}{_of(description)} "
+            f"({_openssl_reason(error)}); give PEM Diffie-Hellman parameters of "
+            "at least 2048 bits, or leave dhParameters out to use ECDHE only",
+        ) from None
 
 
 def load_client_cas(path: str) -> list[crypto.X509]:
@@ -164,18 +200,23 @@ def build_certificate_options(
     no key or certificate, or the key does not belong to the certificate.
     """
     key = _load_private_key(
-        _read(private_key_path, "private key", description), private_key_path
+        _read(private_key_path, "private key", description),
+        private_key_path,
+        description,
     )
     certificates = _load_certificates(
         _read(certificate_path, "certificate", description),
         certificate_path,
         "--listen",
+        description,
     )
     # A certKey file may carry the chain after the server certificate.
     extra_chain = certificates[1:]
     if extra_chain_path is not None:
         data = _read(extra_chain_path, "extraCertChain", description)
-        extra_chain += _load_certificates(data, extra_chain_path, "--listen")
+        extra_chain += _load_certificates(
+            data, extra_chain_path, "--listen", description
+        )
 
     arguments: dict[str, Any] = {
         "privateKey": key,
@@ -184,7 +225,7 @@ def build_certificate_options(
         "raiseMinimumTo": _VERSIONS[policy.min_version],
     }
     if dh_parameters_path is not None:
-        _read(dh_parameters_path, "dhParameters", description)
+        _check_dh_parameters(dh_parameters_path, description)
         arguments["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(
             FilePath(dh_parameters_path)
         )
@@ -200,7 +241,7 @@ def build_certificate_options(
         raise ConfigError(
             "--listen",
             f"cannot use the key {private_key_path!r} with the certificate "
-            f"{certificate_path!r}: {error}",
+            f"{certificate_path!r}{_of(description)}: {_openssl_reason(error)}",
         ) from None
     return options
 

@@ -320,3 +320,39 @@ def test_pki_server_names(pki: PKI) -> None:
     certificate = x509.load_pem_x509_certificate(pki.server_cert.read_bytes())
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert "localhost" in names.value.get_values_for_type(x509.DNSName)
+
+
+@pytest.mark.parametrize(
+    ("private_key", "certificate"),
+    [
+        ("junk", "server"),
+        ("server", "junk"),
+        ("server", "client"),
+        ("directory", "server"),
+    ],
+)
+def test_file_errors_name_listener(
+    pki: PKI, tmp_path: Path, private_key: str, certificate: str
+) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not PEM\n")
+    keys = {"junk": junk, "server": pki.server_key, "directory": tmp_path}
+    certificates = {"junk": junk, "server": pki.server_cert, "client": pki.client_cert}
+    description = (
+        f"ssl:0:privateKey={keys[private_key]}:certKey={certificates[certificate]}"
+    )
+    with pytest.raises(ConfigError) as raised:
+        build_tls_endpoint(reactor, description, TLSPolicy())
+    assert raised.value.setting == "--listen"
+    assert repr(description) in raised.value.message
+
+
+def test_invalid_dh_parameters_named(pki: PKI, tmp_path: Path) -> None:
+    parameters = tmp_path / "dh.pem"
+    parameters.write_text("not PEM\n")
+    description = server(pki) + f":dhParameters={parameters}"
+    with pytest.raises(ConfigError) as raised:
+        build_tls_endpoint(reactor, description, TLSPolicy())
+    assert "invalid dhParameters file" in raised.value.message
+    assert "cannot use the key" not in raised.value.message
+    assert repr(description) in raised.value.message
