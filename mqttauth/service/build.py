@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,7 +140,20 @@ def _build_plugin(
     reactor: Any,
 ) -> Any:
     plugin = catalog.get(name, setting)
-    built = plugin.build(dict(values), reactor)
+    try:
+        built = plugin.build(dict(values), reactor)
+    except ConfigError:
+        raise
+    except Exception as error:
+        # Any other exception is a bug or an outage in the plugin. Start-up
+        # stops with one line that names the plugin and where it raised.
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        raise ConfigError(
+            setting,
+            f"plugin {name!r} failed to build: {type(error).__name__}: {error} "
+            f"(at {frame.filename}, line {frame.lineno}); fix the plugin's "
+            "settings or remove the plugin",
+        ) from None
     try:
         verifyObject(interface, built)
     except Invalid as error:

@@ -257,3 +257,47 @@ def test_required_client_certificate_missing(
         with pytest.raises((OSError, TimeoutError)):
             client.connect()
         client.client.loop_stop()
+
+
+FAILING_PLUGIN = textwrap.dedent(
+    '''
+    """An authorizer plugin whose build() raises something other than ConfigError."""
+
+    from twisted.plugin import IPlugin
+    from zope.interface import implementer
+
+    from mqttauth.auth.interfaces import IAuthorizerPlugin
+
+
+    @implementer(IPlugin, IAuthorizerPlugin)
+    class FailingPlugin:
+        name = "failing"
+        description = "Raises in build()"
+        options = ()
+
+        def build(self, settings, reactor):
+            raise RuntimeError("rule database unreachable")
+
+
+    failing = FailingPlugin()
+    '''
+)
+
+
+def test_build_error_stops_without_traceback(tmp_path: Path) -> None:
+    plugins = tmp_path / "twisted" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "failing_plugin.py").write_text(FAILING_PLUGIN)
+    result = run_twistd(
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--authenticator",
+        "anonymous",
+        "--authorizer",
+        "failing",
+        pythonpath=[tmp_path],
+    )
+    assert result.returncode == 1, result.stdout
+    assert "--authorizer: plugin 'failing' failed to build" in result.stdout
+    assert "RuntimeError: rule database unreachable" in result.stdout
+    assert "Traceback" not in result.stdout
