@@ -55,6 +55,9 @@ class Broker:
         self.settings = settings
         self.authenticator = authenticator
         self.authorizers = AuthorizerChain(authorizers)
+        #: How many times revalidate_subscriptions ran, so that a SUBSCRIBE
+        #: decided after a reload can be checked again.
+        self.revalidations = 0
         self.store: Any = store  # provides ISessionStore
         self.journal = Journal(store, reactor)
         self.tree = SubscriptionTree()
@@ -281,6 +284,7 @@ class Broker:
 
     def revalidate_subscriptions(self) -> None:
         """Remove every live subscription that the authorizers now deny."""
+        self.revalidations += 1
         for session in list(self.sessions.values()):
             self.revalidate_session(session)
 

@@ -110,9 +110,16 @@ def handle_subscribe(protocol: MQTTServerProtocol, packet: Subscribe) -> None:
             for _, _, decision in pending
         ]
 
+        revalidations = broker.revalidations
+
         def decided(answers: list[bool]) -> None:
-            if protocol.session is not None:
+            session = protocol.session
+            if session is not None:
                 _apply(protocol, packet, codes, pending, answers)
+                # A reload that ended while the decisions were pending did
+                # not see these subscriptions, so check them under its rules.
+                if broker.revalidations != revalidations:
+                    broker.revalidate_session(session)
             protocol.resume()
 
         gatherResults(deferreds, consumeErrors=True).addCallback(decided)

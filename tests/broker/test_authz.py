@@ -212,3 +212,38 @@ def test_revalidate_removes_denied():
     FakeClient(broker).connect("pub")
     broker.publish(Message("a/b", b"x", 0, False))
     assert sub.received() == []
+
+
+def test_revalidate_covers_pending_subscribe():
+    @implementer(IAuthorizer)
+    class Stale:
+        """Decides the first SUBSCRIBE later, by the rules in force when it was asked."""
+
+        def __init__(self) -> None:
+            self.pending: list[Deferred] = []
+            self.allowed = True
+
+        def authorize_publish(self, identity, topic, qos, retain):  # noqa: ANN001, ANN201
+            return True
+
+        def authorize_subscribe(self, identity, topic_filter, qos):  # noqa: ANN001, ANN201
+            if not self.pending:
+                deferred: Deferred = Deferred()
+                self.pending.append(deferred)
+                return deferred
+            return self.allowed
+
+    stale = Stale()
+    broker = clocked_broker(authorizers=[stale])
+    sub = FakeClient(broker)
+    sub.connect("sub")
+    sub.send(Subscribe(1, [Subscription("a/#", qos=1)]))
+    # A reload ends while the decision is pending, and the new rules deny a/#.
+    stale.allowed = False
+    broker.revalidate_subscriptions()
+    stale.pending[0].callback(True)
+    assert broker.sessions["sub"].subscriptions == {}
+    sub.received()
+    FakeClient(broker).connect("pub")
+    broker.publish(Message("a/b", b"x", 0, False))
+    assert sub.received() == []
