@@ -66,7 +66,8 @@ def parse_rules(text: str, source: str, rule_format: str) -> list[Rule]:
 
 def read_rule_file(path: str, rule_format: str = "auto") -> list[Rule]:
     """Read and parse a rule file; raise ``OSError`` or :class:`AclSyntaxError`."""
-    with open(path, encoding="utf-8") as file:
+    # utf-8-sig drops the byte order mark that some Windows editors write.
+    with open(path, encoding="utf-8-sig") as file:
         text = file.read()
     return parse_rules(text, path, rule_format)
 

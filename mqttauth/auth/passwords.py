@@ -210,7 +210,8 @@ def read_password_file(path: str) -> dict[str, PasswordEntry]:
 
     Raises ``OSError`` or :class:`PasswordFileError`.
     """
-    with open(path, encoding="utf-8") as file:
+    # utf-8-sig drops the byte order mark that some Windows editors write.
+    with open(path, encoding="utf-8-sig") as file:
         return parse_password_file(file.read(), path)
 
 

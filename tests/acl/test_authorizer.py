@@ -174,3 +174,12 @@ def test_plugin_option_rejects_unknown():
     option = next(o for o in AclFilePlugin.options if o.name == "acl-format")
     with pytest.raises(ValueError, match="expected one of auto, mosquitto, csv"):
         option.coerce("yaml")
+
+
+def test_file_with_bom_and_crlf(tmp_path):
+    # Windows editors may add a byte order mark and CRLF line ends.
+    path = tmp_path / "acl"
+    path.write_bytes(b"\xef\xbb\xbfuser alice\r\ntopic write a/#\r\n")
+    authorizer = AclAuthorizer(str(path))
+    assert authorizer.authorize_publish(ALICE, "a/x", 0, False) is True
+    assert authorizer.authorize_subscribe(ALICE, "a/x", 0) is False

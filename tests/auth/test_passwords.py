@@ -248,3 +248,16 @@ def test_plugin_unparsable_file(tmp_path):
         PasswordFilePlugin().build({"password_file": str(path)}, None)
     assert caught.value.setting == "password-file"
     assert "line 1" in str(caught.value)
+
+
+@needs_mosquitto_passwd
+def test_bom_and_crlf_file(mosquitto_file, tmp_path):
+    # Windows editors may add a byte order mark and CRLF line ends.
+    with open(mosquitto_file, encoding="utf-8") as file:
+        lines = file.read().splitlines()
+    path = tmp_path / "windows-passwords"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(f"{line}\r\n" for line in lines).encode())
+    authenticator = PasswordFileAuthenticator(str(path))
+    assert authenticator.usernames == {"alice", "bob", "old"}
+    success = authenticator.authenticate(request())
+    assert success.identity.principal == "alice"
