@@ -3,8 +3,8 @@
 The file keeps the format ``mosquitto_passwd`` reads and writes (see
 :mod:`mqttauth.auth.passwords`); new hashes are ``$7$`` PBKDF2-SHA512.
 Other lines, comments included, are kept as they are.  The file is replaced
-atomically (written beside it, then renamed), and keeps its permissions; a
-new file is created readable by its owner only.
+atomically (written beside it, then renamed), and keeps its mode, owner and
+group; a new file is created readable by its owner only.
 """
 
 from __future__ import annotations
@@ -126,7 +126,9 @@ def _run(args: argparse.Namespace) -> None:
 
 def _read_lines(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as file:
+        # Without the byte order mark, the first user's name matches, and the
+        # rewritten file has none.
+        with open(path, encoding="utf-8-sig") as file:
             return file.read().splitlines()
     except FileNotFoundError:
         raise PasswdError(f"{path} does not exist; add --create to create it") from None
@@ -180,12 +182,17 @@ def _prompt() -> str:
 
 
 def _write_lines(path: str, lines: list[str]) -> None:
-    """Replace the file atomically, keeping its mode (0600 for a new file)."""
+    """Replace the file atomically, keeping its mode (0600 for a new file),
+    owner and group."""
     folder = os.path.dirname(os.path.abspath(path))
+    owner: tuple[int, int] | None = None
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        status = os.stat(path)
     except FileNotFoundError:
         mode = 0o600
+    else:
+        mode = status.st_mode & 0o7777
+        owner = (status.st_uid, status.st_gid)
     text = "".join(line + "\n" for line in lines)
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=".passwd-", dir=folder)
@@ -194,6 +201,18 @@ def _write_lines(path: str, lines: list[str]) -> None:
                 file.write(text)
                 file.flush()
                 os.fsync(file.fileno())
+            # A broker that reads the file through its group (mode 0640)
+            # could not read a replacement owned by whoever ran this command.
+            created = os.stat(temporary)
+            if owner is not None and owner != (created.st_uid, created.st_gid):
+                try:
+                    os.chown(temporary, *owner)
+                except PermissionError:
+                    raise PasswdError(
+                        f"cannot keep the owner and group of {path} "
+                        f"(uid {owner[0]}, gid {owner[1]}); run the command as "
+                        "the file's owner or as root"
+                    ) from None
             os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:

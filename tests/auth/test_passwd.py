@@ -284,3 +284,41 @@ def test_mosquitto_broker_accepts_our_hash(tmp_path):
         process.wait(timeout=10)
     assert good.returncode == 0, good.stderr
     assert bad.returncode != 0
+
+
+def test_update_file_with_bom(tmp_path):
+    path = tmp_path / "pw"
+    main(["-c", str(path), "alice", "--password", "one"])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert main([str(path), "alice", "--password", "two"]) == 0
+    assert list(parse_password_file(path.read_text())) == ["alice"]
+    assert accepts(path, "alice", "two")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_update_keeps_owner(tmp_path):
+    # A file of the broker's user or group, edited by root, must stay readable
+    # by the broker.
+    path = tmp_path / "pw"
+    main(["-c", str(path), "alice", "--password", "one"])
+    os.chown(path, 65534, 65534)
+    assert main([str(path), "bob", "--password", "two"]) == 0
+    assert path.stat().st_uid == 65534
+    assert path.stat().st_gid == 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_owner_not_kept_leaves_file(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "pw"
+    main(["-c", str(path), "alice", "--password", "one"])
+    os.chown(path, 65534, 65534)
+    before = path.read_bytes()
+
+    def chown_not_permitted(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chown", chown_not_permitted)
+    assert main([str(path), "bob", "--password", "two"]) == 1
+    assert "cannot keep the owner and group" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["pw"]
