@@ -256,7 +256,8 @@ def test_bom_and_crlf_file(mosquitto_file, tmp_path):
     with open(mosquitto_file, encoding="utf-8") as file:
         lines = file.read().splitlines()
     path = tmp_path / "windows-passwords"
-    path.write_bytes(b"\xef\xbb\xbf" + "".join(f"{line}\r\n" for line in lines).encode())
+    text = "".join(f"{line}\r\n" for line in lines)
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     authenticator = PasswordFileAuthenticator(str(path))
     assert authenticator.usernames == {"alice", "bob", "old"}
     success = authenticator.authenticate(request())

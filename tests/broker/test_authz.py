@@ -217,7 +217,7 @@ def test_revalidate_removes_denied():
 def test_revalidate_covers_pending_subscribe():
     @implementer(IAuthorizer)
     class Stale:
-        """Decides the first SUBSCRIBE later, by the rules in force when it was asked."""
+        """Decides the first SUBSCRIBE later, by the rules in force when asked."""
 
         def __init__(self) -> None:
             self.pending: list[Deferred] = []
