@@ -70,6 +70,7 @@ class Broker:
         self.protocols: set[MQTTServerProtocol] = set()
         #: Caps the log lines of refused CONNECTs, which any client can cause.
         self.refusal_log = LogLimit(reactor, "refused connections")
+        self.handshake_log = LogLimit(reactor, "failed TLS handshakes")
         self._sweep = LoopingCall(self._check_timeouts)
         self._sweep.clock = reactor
         self.running = False

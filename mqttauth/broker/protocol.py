@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from OpenSSL import SSL
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -201,6 +202,17 @@ class MQTTServerProtocol(Protocol):
             self.process()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if (
+            self.state == AWAIT_CONNECT
+            and reason is not None
+            and reason.check(SSL.Error) is not None
+            and self.broker.handshake_log.allow()
+        ):
+            log.info(
+                "TLS handshake with {peer} failed: {error}",
+                peer=self.peer,
+                error=reason.getErrorMessage(),
+            )
         if self.state != CLOSED:
             self._end(publish_will=True, reason="connection lost")
         self.broker.protocol_closed(self)

@@ -12,6 +12,8 @@ are paho-mqtt and ``mosquitto_pub``/``mosquitto_sub``.  The rules:
 
 from __future__ import annotations
 
+import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -223,3 +225,21 @@ def test_mosquitto_pub_wrong_password(deployment: Deployment) -> None:
     args[args.index("-P") + 1] = "wrong"
     result = mosquitto_pub([*args, "-t", "alice/x", "-m", "hi"])
     assert result.returncode != 0
+
+
+def test_failed_tls_handshake_logged(pki: PKI) -> None:
+    listen = (
+        f"ssl:0:interface=127.0.0.1:privateKey={pki.server_key}"
+        f":certKey={pki.server_cert}",
+    )
+    with start_broker("--authenticator", "anonymous", listen=listen) as broker:
+        offset = len(broker.log())
+        # The default context trusts the system's CAs, not the test CA.
+        context = ssl.create_default_context()
+        with socket.create_connection(("127.0.0.1", broker.port), 10) as raw:
+            with pytest.raises(ssl.SSLError):
+                context.wrap_socket(raw, server_hostname="localhost")
+        match = broker.wait_for_log(
+            r"TLS handshake with 127\.0\.0\.1:\d+ failed: .*", 10, offset
+        )
+    assert "failed: " in match.group()
