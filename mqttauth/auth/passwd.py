@@ -201,8 +201,9 @@ def _write_lines(path: str, lines: list[str]) -> None:
                 file.write(text)
                 file.flush()
                 os.fsync(file.fileno())
-            # A broker that reads the file through its group (mode 0640)
-            # could not read a replacement owned by whoever ran this command.
+            # The replacement is owned by the user who ran this command, so a
+            # broker that reads the file through its group (mode 0640) would
+            # lose access unless the old owner and group are restored.
             created = os.stat(temporary)
             if owner is not None and owner != (created.st_uid, created.st_gid):
                 try:

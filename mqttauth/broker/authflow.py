@@ -205,7 +205,7 @@ def start_connect(protocol: MQTTServerProtocol, connect: Connect) -> None:
         and not 0 < connect.keep_alive <= max_keep_alive
     ):
         # MQTT 3.1.1 has no Server Keep Alive to tell the client a shorter
-        # value, so, as Mosquitto does, the CONNECT is refused.
+        # value, so the CONNECT is refused rather than dropped later as idle.
         refuse(
             protocol,
             ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,

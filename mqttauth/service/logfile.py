@@ -38,7 +38,7 @@ LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
 class ClassicLogFormatter:
-    """Format events as twistd's classic log lines; drop those below a level."""
+    """Format events as twistd's classic log lines, dropping those below a level."""
 
     __slots__ = ("_levels", "_second", "_stamp")
 

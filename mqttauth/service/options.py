@@ -358,8 +358,8 @@ _BROKER_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max_keep_alive": (
         "Longest Keep Alive accepted, in seconds; 0 means no limit. An MQTT 5.0 "
         "client that asks for more, or for 0, is told this value as Server Keep "
-        "Alive; an MQTT 3.1.1 client is refused with return code 2, as Mosquitto "
-        "does.",
+        "Alive; an MQTT 3.1.1 client, which cannot be told, is refused with "
+        "return code 2.",
         to_int(0, 65_535),
     ),
     "connect_timeout": (
